@@ -1,0 +1,39 @@
+# TcpLab: `make run` runs the scenario catalogue in simulation (no root needed);
+# `make test` runs every test (TAP/namespace tests need root or CAP_NET_ADMIN, else they skip).
+DOTNET ?= dotnet
+CONFIG ?= Release
+LAB     = lab/TcpLab.Lab/bin/$(CONFIG)/net10.0/tcplab
+
+.PHONY: all build run test deps bench clean
+
+all: build
+
+build:
+	$(DOTNET) build TcpLab.sln -c $(CONFIG) -nologo -v q
+
+run: build
+	$(LAB) demo
+
+test: deps build
+	$(DOTNET) test TcpLab.sln -c $(CONFIG) --no-build -nologo
+
+# Debian packages the tests use (tshark reads our pcapng, iproute2 builds namespaces).
+# Installed only when missing and only if we may (root + apt-get); otherwise the tests
+# that need them skip with a message saying what is missing.
+DEB_PACKAGES = iproute2 tshark tcpdump
+deps:
+	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing:$$missing"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  else echo "note: missing Debian packages:$$missing (tests that need them will skip)"; fi; \
+	fi
+
+bench:
+	$(DOTNET) run -c Release --project tools/TcpLab.Benchmarks -- --filter '*'
+
+clean:
+	$(DOTNET) clean TcpLab.sln -nologo -v q
+	rm -rf out
