@@ -24,6 +24,9 @@ public sealed class PacketBufferPool
 
     public int BufferSize { get; }
 
+    /// <summary>A one-off buffer outside any pool, for the rare frame bigger than a pool's (Release is a no-op).</summary>
+    public static PacketBuffer Unpooled(int capacity) => new(capacity, null);
+
     /// <summary>Buffers created so far (a steady value means nothing leaks).</summary>
     public long Allocated { get; private set; }
 

@@ -26,6 +26,7 @@ public enum CauseCode : ushort
     IcmpEchoRequest,
     IcmpPortUnreachable,
     IcmpProtocolUnreachable,
+    IcmpReassemblyTimeExceeded,
     IpFragment,           // A = fragment index, B = count
 
     // Fault stage, not the stack: frames the lab itself injected or altered
@@ -78,6 +79,7 @@ public static class CauseText
         CauseCode.IcmpEchoRequest => "ICMP echo request",
         CauseCode.IcmpPortUnreachable => "ICMP port unreachable",
         CauseCode.IcmpProtocolUnreachable => "ICMP protocol unreachable",
+        CauseCode.IcmpReassemblyTimeExceeded => "ICMP time exceeded: fragment reassembly timed out",
         CauseCode.IpFragment => $"IP fragment {c.A}/{c.B}",
         CauseCode.FaultDuplicate => $"duplicated by fault rule {c.A}",
         CauseCode.FaultCorrupt => $"corrupted by fault rule {c.A}",
