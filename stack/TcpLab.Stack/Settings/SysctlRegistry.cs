@@ -23,7 +23,17 @@ public static class SysctlRegistry
     {
         Entry entry = Find(key);
         object parsed = Parse(entry, value.Trim());
+        object previous = entry.Property.GetValue(sysctls)!;
         entry.Property.SetValue(sysctls, parsed);
+        try
+        {
+            sysctls.Validate();
+        }
+        catch (SysctlException)
+        {
+            entry.Property.SetValue(sysctls, previous);
+            throw;
+        }
     }
 
     /// <summary>The value as /proc/sys would show it.</summary>

@@ -64,6 +64,33 @@ public sealed partial class Sysctls
     [Sysctl("net.ipv4.neigh.default.unres_qlen_bytes", Min = 0)]
     public int NeighUnresolvedQueueBytes { get; set; } = 212_992;
 
+    // ----- The lab's model of the kernel (no /proc/sys counterpart) -----
+
+    /// <summary>
+    /// CONFIG_HZ of the kernel being modelled: TCP timers are rounded to 1/HZ ticks as Linux's
+    /// are. 250 is Debian's (and this lab machine's) value; 0 makes timers exact.
+    /// </summary>
+    [Sysctl("lab.hz", Min = 0, Max = 10_000)]
+    public int LabHz { get; set; } = 250;
+
+    /// <summary>1: also model the timer wheel's lateness (up to 1/8 of a long timer), to compare with a real kernel to the jiffy.</summary>
+    [Sysctl("lab.timer_wheel_slack", Max = 1)]
+    public bool LabTimerWheelSlack { get; set; }
+
     /// <summary>A copy that can be changed without touching this one (each host owns its set).</summary>
-    public Sysctls Clone() => (Sysctls)MemberwiseClone();
+    public Sysctls Clone()
+    {
+        var copy = (Sysctls)MemberwiseClone();
+        copy.IpLocalPortRange = [.. IpLocalPortRange];
+        copy.TcpRmem = [.. TcpRmem];
+        copy.TcpWmem = [.. TcpWmem];
+        return copy;
+    }
+
+    /// <summary>Checks that span keys (ipv4_local_port_range refuses a range whose end is below its start).</summary>
+    internal void Validate()
+    {
+        if (IpLocalPortRange[1] < IpLocalPortRange[0])
+            throw new SysctlException($"net.ipv4.ip_local_port_range: {IpLocalPortRange[0]} {IpLocalPortRange[1]} ends before it starts");
+    }
 }

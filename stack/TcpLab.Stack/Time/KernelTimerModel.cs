@@ -1,0 +1,62 @@
+namespace TcpLab.Stack.Time;
+
+/// <summary>
+/// When a Linux timer armed for <c>jiffies + delay</c> actually fires. The kernel counts TCP
+/// timeouts in jiffies (1/HZ s): a delay is rounded up to whole ticks (usecs_to_jiffies) and the
+/// timer fires on a tick boundary. Optionally the timer wheel's level granularity is added too
+/// (kernel/time/timer.c calc_index: beyond 63 ticks expiry is rounded up to 8, 64, 512 ... ticks),
+/// which is how a real kernel's timers come to fire late by up to 4 ms, 32 ms, 256 ms, 2 s.
+/// <para>Hz = 0 turns the model off: timers fire at exactly now + delay.</para>
+/// </summary>
+public sealed class KernelTimerModel
+{
+    private const int LevelClockShift = 3;  // LVL_CLK_SHIFT: each level is 8× coarser
+
+    public KernelTimerModel(int hz, bool wheelSlack)
+    {
+        if (hz is < 0 or > 10_000) throw new ArgumentOutOfRangeException(nameof(hz));
+        Hz = hz;
+        WheelSlack = wheelSlack && hz > 0;
+    }
+
+    public int Hz { get; }
+    public bool WheelSlack { get; }
+
+    private long TickNs => 1_000_000_000L / Hz;
+
+    /// <summary>The instant a timer armed at <paramref name="now"/> for <paramref name="delay"/> fires.</summary>
+    public Instant Deadline(Instant now, TimeSpan delay)
+    {
+        if (Hz == 0) return now + delay;
+        long tick = TickNs;
+        long nowTicks = now.Nanoseconds / tick;
+        long delayNs = Math.Max(0, delay.Ticks * 100);
+        long delayTicks = (delayNs + tick - 1) / tick;      // round up, like usecs_to_jiffies
+        long expires = nowTicks + delayTicks;
+        if (WheelSlack) expires = WheelExpiry(nowTicks, expires);
+        return new Instant(expires * tick);
+    }
+
+    /// <summary>
+    /// calc_wheel_index/calc_index: the level is chosen by the distance (LVL_START(n) = 63 &lt;&lt; 3(n-1)
+    /// ticks) and the expiry rounded strictly up to that level's granularity, so even a level-0
+    /// timer fires one tick after its nominal expiry ("a timer must not fire early").
+    /// </summary>
+    private static long WheelExpiry(long nowTicks, long expires)
+    {
+        long delta = expires - nowTicks;
+        int level = 0;
+        while (level < 8 && delta >= 63L << (LevelClockShift * level)) level++;
+        int shift = level * LevelClockShift;
+        return ((expires >> shift) + 1) << shift;
+    }
+
+    /// <summary>A duration as the kernel holds it: rounded up to whole ticks (identity when Hz = 0).</summary>
+    public TimeSpan Round(TimeSpan delay)
+    {
+        if (Hz == 0) return delay;
+        long tick = TickNs;
+        long ticks = (delay.Ticks * 100 + tick - 1) / tick;
+        return TimeSpan.FromTicks(ticks * tick / 100);
+    }
+}
