@@ -8,7 +8,7 @@ namespace TcpLab.Stack.Tests.Link;
 /// never produces: big-endian sections, other timestamp resolutions, Simple and obsolete Packet
 /// Blocks, unknown blocks, and broken ones.
 /// </summary>
-internal sealed class PcapNgBuilder
+public sealed class PcapNgBuilder
 {
     private readonly MemoryStream _file = new();
     private bool _bigEndian;
