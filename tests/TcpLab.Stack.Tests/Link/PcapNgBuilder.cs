@@ -13,10 +13,10 @@ public sealed class PcapNgBuilder
     private readonly MemoryStream _file = new();
     private bool _bigEndian;
 
-    public PcapNgBuilder Section(bool bigEndian, params (ushort Code, byte[] Value)[] options)
+    public PcapNgBuilder Section(bool bigEndian, ushort majorVersion = 1, params (ushort Code, byte[] Value)[] options)
     {
         _bigEndian = bigEndian;
-        return Block(0x0A0D0D0A, [.. U32(0x1A2B3C4D), .. U16(1), .. U16(0), .. U64(ulong.MaxValue), .. Options(options)]);
+        return Block(0x0A0D0D0A, [.. U32(0x1A2B3C4D), .. U16(majorVersion), .. U16(0), .. U64(ulong.MaxValue), .. Options(options)]);
     }
 
     public PcapNgBuilder Interface(ushort linkType, uint snapLength, params (ushort Code, byte[] Value)[] options) =>

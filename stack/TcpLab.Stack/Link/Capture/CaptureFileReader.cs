@@ -8,7 +8,8 @@ namespace TcpLab.Stack.Link.Capture;
 /// Reads the packets of a capture file as tcpdump, dumpcap, Wireshark or <see cref="PcapNgWriter"/>
 /// wrote it: classic pcap (microsecond or nanosecond magic, either byte order) or pcapng
 /// (draft-ietf-opsawg-pcapng; sections of either byte order, Enhanced, Simple and the obsolete
-/// Packet Blocks, if_tsresol in both forms, if_tsoffset, packet comments; other blocks skipped).
+/// Packet Blocks, if_tsresol in both forms, if_tsoffset, packet comments; other blocks, and
+/// sections of a major version other than 1, skipped as section 3.4 asks).
 /// <para>
 /// The file is streamed block by block, so its size does not matter; only one block is held at a
 /// time (at most <see cref="MaxBlockLength"/> bytes; longer blocks of kinds we skip are read past).
@@ -39,8 +40,11 @@ public sealed class CaptureFileReader : IDisposable
     /// <summary>Byte order of the classic pcap file, or of the current pcapng section.</summary>
     private bool _bigEndian;
 
-    /// <summary>Classic pcap only: timestamp fractions are nanoseconds rather than microseconds.</summary>
-    private bool _nanosecondPcap;
+    /// <summary>Classic pcap only: the timestamp fraction counts 10^-6 or 10^-9 s, as the magic says.</summary>
+    private ulong _pcapFractionsPerSecond;
+
+    /// <summary>pcapng only: the current section has a major version we cannot read; skip to the next one.</summary>
+    private bool _skippingSection;
 
     /// <summary>pcapng only: interfaces of the current section, by their id within it.</summary>
     private readonly List<CaptureInterface> _sectionInterfaces = [];
@@ -115,7 +119,8 @@ public sealed class CaptureFileReader : IDisposable
         if (littleEndianMagic is PcapMicrosecondMagic or PcapNanosecondMagic) _bigEndian = false;
         else if (bigEndianMagic is PcapMicrosecondMagic or PcapNanosecondMagic) _bigEndian = true;
         else throw new CaptureFormatException("file header", 0, $"magic 0x{littleEndianMagic:X8} is neither pcap nor pcapng");
-        _nanosecondPcap = (_bigEndian ? bigEndianMagic : littleEndianMagic) == PcapNanosecondMagic;
+        bool nanoseconds = (_bigEndian ? bigEndianMagic : littleEndianMagic) == PcapNanosecondMagic;
+        _pcapFractionsPerSecond = nanoseconds ? 1_000_000_000UL : 1_000_000UL;
 
         Span<byte> header = _header.AsSpan(0, PcapFileHeaderLength);
         ReadExactly(header[4..], "file header", 0);
@@ -125,7 +130,7 @@ public sealed class CaptureFileReader : IDisposable
         uint snapLength = ReadUInt32(header[16..]);
         // The low 16 bits are the link type; the upper ones may describe an FCS (pcap section 4, LinkType).
         var linkType = (LinkType)(ReadUInt32(header[20..]) & 0xFFFF);
-        var scale = CaptureTimestampScale.FromResolution(_nanosecondPcap ? (byte)9 : (byte)6, offsetSeconds: 0);
+        var scale = CaptureTimestampScale.FromResolution(nanoseconds ? (byte)9 : (byte)6, offsetSeconds: 0);
         _interfaces.Add(new CaptureInterface(0, linkType, snapLength, name: null, scale));
     }
 
@@ -147,8 +152,9 @@ public sealed class CaptureFileReader : IDisposable
         // Into the reused buffer first, so a corrupt length costs a read, not a fresh array.
         Span<byte> data = Body((int)captured);
         ReadExactly(data, "record", recordOffset);
-        long timestamp = seconds * 1_000_000_000L + fraction * (_nanosecondPcap ? 1L : 1_000L);
         CaptureInterface iface = _interfaces[0];
+        // Seconds and fraction as one count of fractions (below 2^32 * 10^9 < 2^64), converted as pcapng's are.
+        long timestamp = Timestamp(iface, seconds * _pcapFractionsPerSecond + fraction, "record", recordOffset);
         record = new CaptureRecord(0, iface.LinkType, timestamp, data.ToArray(), original, Comment: null, PacketDirection.Unknown);
         return true;
     }
@@ -177,6 +183,11 @@ public sealed class CaptureFileReader : IDisposable
             ReadExactly(lengthBytes, "block", blockOffset);
             uint totalLength = ReadUInt32(lengthBytes);
             CheckBlockLength(blockOffset, totalLength, MinimumBlockLength);
+            if (_skippingSection)
+            {
+                SkipBlockBody(blockOffset, totalLength);
+                continue;
+            }
 
             switch (type)
             {
@@ -209,7 +220,9 @@ public sealed class CaptureFileReader : IDisposable
 
     /// <summary>
     /// Section Header Block (section 4.1), its type already read: the byte-order magic decides
-    /// how the rest of the section reads. Interface ids restart with every section.
+    /// how the rest of the section reads. Interface ids restart with every section. A section
+    /// of another major version cannot be read, so its blocks are skipped (section 3.4); any
+    /// minor version reads as 1.0 (1.2 exists in the wild and section 4.1 says to treat it so).
     /// </summary>
     private void ReadSectionHeader(long blockOffset)
     {
@@ -224,9 +237,7 @@ public sealed class CaptureFileReader : IDisposable
         CheckBlockLength(blockOffset, totalLength, MinimumBlockLength + SectionHeaderFixedLength);
         // The magic is part of the body and already read; the rest starts with the version.
         ReadOnlySpan<byte> body = ReadBlockBody(blockOffset, totalLength, SectionHeaderFixedLength - 4, alreadyRead: 4);
-        ushort major = ReadUInt16(body);
-        ushort minor = ReadUInt16(body[2..]);
-        if (major != 1) throw new CaptureFormatException("block", blockOffset, $"pcapng version {major}.{minor} is not 1.x");
+        _skippingSection = ReadUInt16(body) != 1;
         _sectionInterfaces.Clear();
     }
 
@@ -245,7 +256,7 @@ public sealed class CaptureFileReader : IDisposable
             switch (code)
             {
                 case InterfaceName:
-                    name = Encoding.UTF8.GetString(value);
+                    name = Text(value);
                     break;
                 case InterfaceTimestampResolution when value.Length >= 1:
                     resolution = value[0];
@@ -275,8 +286,7 @@ public sealed class CaptureFileReader : IDisposable
         ReadOnlySpan<byte> rest = body[EnhancedPacketFixedLength..];
         if (captured > rest.Length)
             throw new CaptureFormatException("block", blockOffset, $"captured length {captured} exceeds the {rest.Length} bytes the block holds");
-        if (!iface.Scale.TryToUnixNanoseconds(units, out long timestamp))
-            throw new CaptureFormatException("block", blockOffset, $"timestamp {units} of interface {interfaceId} does not fit in 64-bit nanoseconds");
+        long timestamp = Timestamp(iface, units, "block", blockOffset);
 
         int optionsStart = Math.Min(Pad4((int)captured), rest.Length);
         long optionsOffset = blockOffset + BlockHeaderLength + EnhancedPacketFixedLength + optionsStart;
@@ -287,7 +297,7 @@ public sealed class CaptureFileReader : IDisposable
         {
             if (code == OptionComment)
             {
-                string text = Encoding.UTF8.GetString(value);
+                string text = Text(value);
                 comment = comment is null ? text : comment + "\n" + text;
             }
             else if (code == PacketFlags && value.Length >= 4)
@@ -311,6 +321,21 @@ public sealed class CaptureFileReader : IDisposable
         if (captured > data.Length)
             throw new CaptureFormatException("block", blockOffset, $"packet of {captured} bytes does not fit the {data.Length} bytes the block holds");
         return new CaptureRecord(iface.Index, iface.LinkType, 0, data[..(int)captured].ToArray(), original, Comment: null, PacketDirection.Unknown);
+    }
+
+    private static long Timestamp(CaptureInterface iface, ulong units, string subject, long offset) =>
+        iface.Scale.TryToUnixNanoseconds(units, out long nanoseconds)
+            ? nanoseconds
+            : throw new CaptureFormatException(subject, offset, $"timestamp {units} on interface {iface.Index} does not fit in 64-bit nanoseconds");
+
+    /// <summary>
+    /// A string option (section 3.5): UTF-8, not necessarily valid (bad sequences become U+FFFD,
+    /// section 3.6.3), and ending at a zero octet if one is present.
+    /// </summary>
+    private static string Text(ReadOnlySpan<byte> value)
+    {
+        int end = value.IndexOf((byte)0);
+        return Encoding.UTF8.GetString(end < 0 ? value : value[..end]);
     }
 
     private CaptureInterface SectionInterface(long blockOffset, uint interfaceId) =>

@@ -9,7 +9,7 @@ namespace TcpLab.Stack.Link.Capture;
 /// </summary>
 internal static class PcapNgFormat
 {
-    // Block types (section 11.1).
+    // Block types (section 10.1).
     public const uint SectionHeaderBlock = 0x0A0D0D0A;
     public const uint InterfaceDescriptionBlock = 0x00000001;
     public const uint ObsoletePacketBlock = 0x00000002;
@@ -31,7 +31,7 @@ internal static class PcapNgFormat
     public const int SimplePacketFixedLength = 4;     // original length
     public const int ObsoletePacketFixedLength = 20;  // interface (16 bits), drops (16 bits), ts high, ts low, captured, original
 
-    // Option codes (section 3.5 and the per-block option lists).
+    // Option codes (section 3.5 and the option tables of sections 4.1 to 4.3).
     public const ushort OptionEndOfOptions = 0;
     public const ushort OptionComment = 1;
     public const ushort SectionUserApplication = 4;   // shb_userappl
