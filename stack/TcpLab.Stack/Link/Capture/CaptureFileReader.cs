@@ -31,6 +31,10 @@ public sealed class CaptureFileReader : IDisposable
     private readonly Stream _stream;
     private readonly bool _leaveOpen;
     private readonly List<CaptureInterface> _interfaces = [];
+
+    /// <summary>pcapng only: interfaces of the current section, by their id within it.</summary>
+    private readonly List<CaptureInterface> _sectionInterfaces = [];
+
     private readonly byte[] _header = new byte[PcapFileHeaderLength];
     private byte[] _body = new byte[4096];
 
@@ -45,9 +49,6 @@ public sealed class CaptureFileReader : IDisposable
 
     /// <summary>pcapng only: the current section has a major version we cannot read; skip to the next one.</summary>
     private bool _skippingSection;
-
-    /// <summary>pcapng only: interfaces of the current section, by their id within it.</summary>
-    private readonly List<CaptureInterface> _sectionInterfaces = [];
 
     /// <summary>Reads the file header (or first Section Header Block) from <paramref name="stream"/>.</summary>
     /// <exception cref="CaptureFormatException">The stream does not start like a pcap or pcapng file.</exception>
@@ -344,7 +345,7 @@ public sealed class CaptureFileReader : IDisposable
             : throw new CaptureFormatException("block", blockOffset,
                 $"packet on interface {interfaceId}, but the section has declared {_sectionInterfaces.Count}");
 
-    /// <summary>Section 3.1: a block is at least 12 bytes, a multiple of 4, and we hold at most <see cref="MaxBlockLength"/>.</summary>
+    /// <summary>Section 3.1: a block is at least 12 bytes (more for the SHB's fixed fields) and a multiple of 4.</summary>
     private static void CheckBlockLength(long blockOffset, uint totalLength, int minimum)
     {
         if (totalLength < minimum)

@@ -67,7 +67,7 @@ public sealed class SimulatedWire
         ulong destination = ReadMac(bytes);
         ulong sourceMac = ReadMac(bytes[MacLength..]);
 
-        // A group address is never a frame's sender (IEEE 802.1Q 8.7): do not learn one.
+        // IEEE 802 never sends from a group address; learning one would misdirect its traffic.
         if (!IsGroupAddress(sourceMac)) _forwardingTable[sourceMac] = source;
 
         if (!IsGroupAddress(destination) && _forwardingTable.TryGetValue(destination, out SimulatedPort? known))
