@@ -83,17 +83,16 @@ public class CaptureFileReaderTests
     [Fact]
     public void Reads_sections_of_both_byte_orders_every_packet_block_and_skips_unknown_blocks()
     {
-        byte[] a = FrameA, b = FrameB;
         using var reader = new CaptureFileReader(new MemoryStream(MixedFile));
         List<CaptureRecord> records = [.. reader.ReadAll()];
 
         Assert.Equal(["be0", "be1", "le0"], reader.Interfaces.Select(i => i.Name));
         Assert.Equal(
         [
-            Expected(0, 3_500_000_000, a, "first\nsecond", PacketDirection.Inbound), // 3584 units of 2^-10 s
-            Expected(0, 0, a, null, PacketDirection.Unknown),                        // Simple Packet Block
-            Expected(1, 101_500_000_000, b, null, PacketDirection.Unknown),          // 1500 ms + if_tsoffset 100 s
-            Expected(2, 7_000_001_000, b, "old", PacketDirection.Outbound),          // obsolete Packet Block, µs
+            Expected(0, 3_500_000_000, FrameA, "first\nsecond", PacketDirection.Inbound), // 3584 units of 2^-10 s
+            Expected(0, 0, FrameA, null, PacketDirection.Unknown),                        // Simple Packet Block
+            Expected(1, 101_500_000_000, FrameB, null, PacketDirection.Unknown),          // 1500 ms + if_tsoffset 100 s
+            Expected(2, 7_000_001_000, FrameB, "old", PacketDirection.Outbound),          // obsolete Packet Block, µs
         ],
         records.Select(r => Expected(r.InterfaceIndex, r.Timestamp, r.Data, r.Comment, r.Direction, r.OriginalLength, r.LinkType)));
     }
@@ -132,11 +131,9 @@ public class CaptureFileReaderTests
         List<CaptureRecord> ours = [.. new CaptureFileReader(new MemoryStream(MixedFile)).ReadAll()];
         // A Simple Packet Block has no timestamp: tshark prints none where we give 0.
         Assert.Equal(
-            ours.Select(r => $"{(r.Timestamp == 0 ? "" : Seconds(r.Timestamp))}|{r.Data.Length}|{r.OriginalLength}|{r.Comment?.Replace('\n', ',')}"),
+            ours.Select(r => $"{(r.Timestamp == 0 ? "" : WiresharkTools.EpochSeconds(r.Timestamp))}|{r.Data.Length}|{r.OriginalLength}|{r.Comment?.Replace('\n', ',')}"),
             stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries));
     }
-
-    private static string Seconds(long nanoseconds) => $"{nanoseconds / 1_000_000_000}.{nanoseconds % 1_000_000_000:D9}";
 
     [Theory]
     [InlineData(new byte[0], "file header at offset 0: truncated")]

@@ -1,4 +1,3 @@
-using System.Globalization;
 using TcpLab.Stack.Link.Capture;
 using TcpLab.Stack.Time;
 
@@ -140,7 +139,7 @@ public class PcapNgWriterTests
         string[] lines = stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
         Assert.Equal(
             Packets.Select(p => string.Join('|',
-                EpochSeconds(p.Timestamp),
+                WiresharkTools.EpochSeconds(p.Timestamp),
                 p.Interface == 0 ? "sim:client" : "sim:server",
                 p.Frame.Length,
                 Math.Min(p.Frame.Length, p.Interface == 1 ? SecondInterfaceSnapLength : int.MaxValue),
@@ -148,10 +147,6 @@ public class PcapNgWriterTests
                 p.Comment ?? "")),
             lines);
     }
-
-    /// <summary>"1767225601.000000123": how tshark prints frame.time_epoch, every nanosecond digit kept.</summary>
-    private static string EpochSeconds(long nanoseconds) =>
-        string.Create(CultureInfo.InvariantCulture, $"{nanoseconds / 1_000_000_000}.{nanoseconds % 1_000_000_000:D9}");
 
     private static byte[] WriteSample()
     {

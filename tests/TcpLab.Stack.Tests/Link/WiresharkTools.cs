@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Globalization;
 
 namespace TcpLab.Stack.Tests.Link;
 
@@ -67,6 +68,10 @@ internal static class WiresharkTools
         string fields = Run("tshark", "-G", "fields").Stdout;
         return fields.Contains("\tframe.comment\t", StringComparison.Ordinal) ? "frame.comment" : "pkt_comment";
     }
+
+    /// <summary>"1767225601.000000123": frame.time_epoch as tshark prints it, every nanosecond digit kept.</summary>
+    public static string EpochSeconds(long nanoseconds) =>
+        string.Create(CultureInfo.InvariantCulture, $"{nanoseconds / 1_000_000_000}.{nanoseconds % 1_000_000_000:D9}");
 
     private static string? FindOnPath(string tool) =>
         (Environment.GetEnvironmentVariable("PATH") ?? "")
