@@ -3,6 +3,7 @@ using TcpLab.Stack.Diagnostics;
 using TcpLab.Stack.Link;
 using TcpLab.Stack.Net;
 using TcpLab.Stack.Settings;
+using TcpLab.Stack.Tcp;
 using TcpLab.Stack.Time;
 using TcpLab.Stack.Wire;
 
@@ -30,6 +31,8 @@ public sealed class NetworkStack
         Ip = new Ipv4Layer(this);
         Icmp = new IcmpLayer(this);
         Ip.Register(IpProtocol.Icmp, Icmp);
+        Tcp = new TcpLayer(this);
+        Ip.Register(IpProtocol.Tcp, Tcp);
     }
 
     public string Name { get; }
@@ -39,6 +42,7 @@ public sealed class NetworkStack
     public DeterministicRandom Random { get; }
     public Ipv4Layer Ip { get; }
     public IcmpLayer Icmp { get; }
+    public TcpLayer Tcp { get; }
     public IReadOnlyList<NetworkInterface> Interfaces => _interfaces;
 
     /// <summary>Where datagrams for off-link destinations go (must be on an interface's subnet).</summary>

@@ -30,7 +30,7 @@ public enum Mib
 
     // TcpExt (include/uapi/linux/snmp.h LINUX_MIB_*)
     TcpExtSyncookiesSent, TcpExtSyncookiesRecv, TcpExtSyncookiesFailed,
-    TcpExtEmbryonicRsts, TcpExtOfoPruned,
+    TcpExtEmbryonicRsts, TcpExtOfoPruned, TcpExtOutOfWindowIcmps,
     TcpExtTW, TcpExtTWRecycled, TcpExtTWKilled, TcpExtTCPTimeWaitOverflow,
     TcpExtPAWSActive, TcpExtPAWSEstab,
     TcpExtDelayedACKs, TcpExtDelayedACKLost,

@@ -50,6 +50,7 @@ public enum CauseCode : ushort
     TcpZeroWindowProbe,          // A = probe number, C = backoff ms
     TcpKeepaliveProbe,           // A = probe number, B = max
     TcpAck,                      // immediate ACK (quick-ack, or data needs an answer now)
+    TcpFinAck,                   // ACK of the peer's FIN sent at once (FIN_WAIT_1/2)
     TcpDelayedAck,               // delayed-ACK timer fired, C = ato ms
     TcpDuplicateAck,             // out-of-order data or a hole: A = dup number
     TcpWindowUpdate,
@@ -99,6 +100,7 @@ public static class CauseText
         CauseCode.TcpZeroWindowProbe => $"zero-window probe {c.A}, backoff {Ms(c.C)}",
         CauseCode.TcpKeepaliveProbe => $"keepalive probe {c.A}/{c.B}",
         CauseCode.TcpAck => "ACK",
+        CauseCode.TcpFinAck => "ACK of the peer's FIN",
         CauseCode.TcpDelayedAck => $"delayed ACK, ato {Ms(c.C)}",
         CauseCode.TcpDuplicateAck => $"duplicate ACK #{c.A} (out-of-order data)",
         CauseCode.TcpWindowUpdate => "window update",

@@ -109,6 +109,14 @@ public sealed partial class Sysctls
     [Sysctl("net.ipv4.tcp_wmem", Min = 1)]
     public int[] TcpWmem { get; set; } = [4096, 16384, 4194304];
 
+    /// <summary>Cap on SO_RCVBUF; also a floor of the space the window scale is chosen for.</summary>
+    [Sysctl("net.core.rmem_max", Min = 0)]
+    public int CoreRmemMax { get; set; } = 212_992;
+
+    /// <summary>Cap on SO_SNDBUF.</summary>
+    [Sysctl("net.core.wmem_max", Min = 0)]
+    public int CoreWmemMax { get; set; } = 212_992;
+
     /// <summary>Data sent this soon after data arrived makes the connection interactive (no quick ACKs).</summary>
     [Sysctl("net.ipv4.tcp_pingpong_thresh", Min = 1, Max = 255)]
     public int TcpPingpongThresh { get; set; } = 1;

@@ -326,13 +326,13 @@ public sealed class TcpLayer : IIpProtocolHandler
     /// Puts the TCP header in front of the payload already in <paramref name="buffer"/>, fills the
     /// checksum and hands the segment to IP (DF set, as Linux's TCP does). Takes the buffer.
     /// </summary>
-    internal void Transmit(FourTuple tuple, in TcpHeader header, PacketBuffer buffer, PacketCause cause, ushort ipId = 0)
+    internal void Transmit(FourTuple tuple, in TcpHeader header, PacketBuffer buffer, PacketCause cause, ushort ipId = 0, bool countAsOutSegment = true)
     {
         Span<byte> tcp = buffer.Prepend(header.Length);
         header.Write(tcp);
         TcpHeader.WriteChecksum(buffer.Span, tuple.LocalAddress, tuple.RemoteAddress);
         buffer.Cause = cause;
-        Counters.Increment(Mib.TcpOutSegs);
+        if (countAsOutSegment) Counters.Increment(Mib.TcpOutSegs);
         if ((header.Flags & TcpFlags.Rst) != 0) Counters.Increment(Mib.TcpOutRsts);
         var ip = new Ipv4Header(tuple.LocalAddress, tuple.RemoteAddress, IpProtocol.Tcp, 0,
                                 Ttl: (byte)Sysctls.IpDefaultTtl, Identification: ipId, DontFragment: true);

@@ -1,0 +1,350 @@
+using TcpLab.Stack.Buffers;
+using TcpLab.Stack.Diagnostics;
+using TcpLab.Stack.Wire;
+
+namespace TcpLab.Stack.Tcp;
+
+/// <summary>Sending: segmentation, the send tests of tcp_write_xmit, window selection, ACKs, FIN, RST and probes.</summary>
+public sealed partial class TcpConnection
+{
+    private readonly SentSegments _sent = new();
+    private readonly Queue<SeqNum> _pushPoints = new();
+    /// <summary>End of the last sub-MSS segment sent (snd_sml), for Minshall's Nagle variant.</summary>
+    private SeqNum _lastSmallSegmentEnd;
+
+    // ----- Congestion state (Reno for now; CUBIC and the recovery states come with the data path) -----
+
+    private int _cwnd;
+    private int _ssthresh;
+    private int _cwndCount;
+    private bool _inLoss;           // TCP_CA_Loss after an RTO, until snd_una passes _highSeq
+    private SeqNum _highSeq;
+    private int _lostOut;
+    private int _retransOut;
+    private int _totalRetrans;
+
+    private int PacketsOut => _sent.Count;
+    /// <summary>tcp_packets_in_flight: sent, minus what is believed lost, plus what was re-sent.</summary>
+    private int InFlight => PacketsOut - _lostOut + _retransOut;
+
+    /// <summary>End of the data the application queued, excluding a queued FIN.</summary>
+    private SeqNum DataEnd => _finQueued ? WriteSeq - 1 : WriteSeq;
+
+    /// <summary>The right edge of the peer's window (tcp_wnd_end).</summary>
+    private SeqNum WindowEnd => SndUna + SndWnd;
+
+    /// <summary>The MSS for new segments: peer's MSS and path MTU, less our option overhead.</summary>
+    public int SendMss => _mssCache;
+
+    // ----- tcp_write_xmit -----
+
+    /// <summary>tcp_push_pending_frames: send what the windows allow; arm the persist timer if blocked by a zero window.</summary>
+    private void PushPendingFrames(bool nagle)
+    {
+        if (_state is TcpState.SynSent or TcpState.SynReceived or TcpState.Closed) return;
+        bool blocked = WriteXmit(nagle);
+        if (blocked && PacketsOut == 0 && _pendingTimer == PendingTimer.None)
+            ArmPersistTimer();   // tcp_check_probe_timer
+    }
+
+    /// <summary>
+    /// Sends new segments while the congestion window, the peer's window and Nagle allow.
+    /// Returns true when data (or a FIN) is waiting but could not be sent.
+    /// </summary>
+    private bool WriteXmit(bool nagle)
+    {
+        while (true)
+        {
+            int available = DataEnd - SndNxt;
+            bool finPending = _finQueued && SndNxt < WriteSeq && available <= 0;
+            if (available <= 0 && !finPending) return false;
+            int length = Math.Min(available, _mssCache);
+            bool withFin = _finQueued && SndNxt + length == DataEnd;
+
+            // tcp_cwnd_test: a lone FIN may go beyond the congestion window.
+            if (InFlight >= _cwnd && !(finPending && length == 0))
+            {
+                _cwndLimited = true;
+                return true;
+            }
+            // tcp_snd_wnd_test: the segment (FIN included) must fit the peer's window.
+            if (SndNxt + length + (withFin ? 1 : 0) > WindowEnd) return true;
+            // tcp_nagle_test on the last segment: hold a small one while a small one is unacknowledged.
+            if (nagle && length < _mssCache && !withFin && PacketsOut > 0
+                && _lastSmallSegmentEnd > SndUna && _lastSmallSegmentEnd <= SndNxt)
+                return true;
+
+            TransmitNewSegment(length, withFin);
+        }
+    }
+
+    /// <summary>Sends [snd_nxt, snd_nxt + length) (and FIN) for the first time and records it in flight.</summary>
+    private void TransmitNewSegment(int length, bool withFin)
+    {
+        SeqNum start = SndNxt;
+        var segment = new SentSegment
+        {
+            Start = start,
+            End = start + length + (withFin ? 1 : 0),
+            Fin = withFin,
+            FirstSent = Now,
+            LastSent = Now,
+        };
+        bool wasIdle = PacketsOut == 0;
+        CauseCode cause = length == 0 ? CauseCode.TcpFin : CauseCode.TcpData;
+        TransmitSegment(segment, new PacketCause(cause, length), retransmission: false);
+        SndNxt = segment.End;
+        _sent.Add(segment);
+        if (length > 0)
+        {
+            Counters.Increment(Mib.TcpExtTCPOrigDataSent);
+            if (length < _mssCache) _lastSmallSegmentEnd = segment.End;
+        }
+        // tcp_event_new_data_sent: the RTO timer runs from the first segment in flight.
+        if (wasIdle || _pendingTimer == PendingTimer.Probe0) ArmRetransmit(_rtt.Rto);
+    }
+
+    /// <summary>
+    /// tcp_transmit_skb for a data/FIN segment (new or retransmitted): payload from the send
+    /// buffer, ACK always, PSH when the segment ends an application write.
+    /// </summary>
+    private void TransmitSegment(in SentSegment segment, PacketCause cause, bool retransmission)
+    {
+        int length = segment.Length;
+        if (_tcp.RentSegmentBuffer(Tuple.RemoteAddress) is not { } buffer) return;
+        if (length > 0) _sendBuffer.CopyTo(segment.Start - SndUna, buffer.Append(length));
+        TcpFlags flags = TcpFlags.Ack;
+        if (segment.Fin) flags |= TcpFlags.Fin;
+        if (length > 0 && EndsAWrite(segment.Start, segment.Start + length)) flags |= TcpFlags.Psh;
+        TcpHeader header = BuildHeader(segment.Start, flags);
+        Send(header, buffer, cause, retransmission, carriesData: length > 0 || segment.Fin);
+    }
+
+    /// <summary>Whether an application write ended inside (start, end]: Linux sets PSH on such a segment.</summary>
+    private bool EndsAWrite(SeqNum start, SeqNum end)
+    {
+        while (_pushPoints.TryPeek(out SeqNum point) && point <= SndUna) _pushPoints.Dequeue();
+        foreach (SeqNum point in _pushPoints)
+        {
+            if (point > end) break;
+            if (point > start) return true;
+        }
+        return false;
+    }
+
+    /// <summary>tcp_syn_options + tcp_connect: SYN with MSS, SACK-permitted, timestamps and window scale as enabled.</summary>
+    private void TransmitSyn(PacketCause cause)
+    {
+        if (_tcp.RentSegmentBuffer(Tuple.RemoteAddress) is not { } buffer) return;
+        var header = new TcpHeader
+        {
+            SourcePort = Tuple.LocalPort,
+            DestinationPort = Tuple.RemotePort,
+            SequenceNumber = Iss.Value,
+            Flags = TcpFlags.Syn,
+            Window = (ushort)Math.Min(RcvWnd, 65535),   // never scaled in a SYN (RFC 7323 2.2)
+        };
+        header.Options.SetMss((ushort)_advMss);
+        if (Sysctls.TcpTimestamps != 0) header.Options.SetTimestamp(_tcp.TimestampClock + TsOffset, 0);
+        if (Sysctls.TcpWindowScaling) header.Options.SetWindowScale(ReceiveWindowScale);
+        header.Options.SackPermitted = Sysctls.TcpSack;
+        Send(header, buffer, cause, retransmission: cause.Code != CauseCode.TcpSyn, carriesData: true);
+    }
+
+    /// <summary>The header of a segment we send in a synchronized state: ACK of rcv_nxt, our window, timestamps, SACK blocks.</summary>
+    private TcpHeader BuildHeader(SeqNum seq, TcpFlags flags)
+    {
+        var header = new TcpHeader
+        {
+            SourcePort = Tuple.LocalPort,
+            DestinationPort = Tuple.RemotePort,
+            SequenceNumber = seq.Value,
+            Flags = flags,
+        };
+        if ((flags & TcpFlags.Ack) != 0) header.AcknowledgmentNumber = RcvNxt.Value;
+        header.Window = SelectWindow();
+        if (TimestampsOk) header.Options.SetTimestamp(_tcp.TimestampClock + TsOffset, TsRecent);
+        if (SackOk && (flags & TcpFlags.Ack) != 0) AddSackBlocks(ref header.Options);
+        return header;
+    }
+
+    /// <summary>
+    /// RFC 2018 4: the block holding the most recently received segment first, then the most
+    /// recently reported others, as many as fit beside the timestamp option (3 with it, 4 without).
+    /// </summary>
+    private void AddSackBlocks(ref TcpOptions options)
+    {
+        int max = options.HasTimestamp ? 3 : TcpOptions.MaxSackBlocks;
+        var ranges = _receiveBuffer.OutOfOrder;
+        if (ranges.Count == 0) return;
+        int added = 0;
+        for (int i = _sackOrder.Count - 1; i >= 0 && added < max; i--)
+        {
+            foreach (var (start, end) in ranges)
+            {
+                if (start <= _sackOrder[i] && _sackOrder[i] < end)
+                {
+                    if (!HasBlock(options, start)) { options.AddSack(new SackBlock(start.Value, end.Value)); added++; }
+                    break;
+                }
+            }
+        }
+        for (int i = 0; i < ranges.Count && added < max; i++)
+        {
+            if (!HasBlock(options, ranges[i].Start)) { options.AddSack(new SackBlock(ranges[i].Start.Value, ranges[i].End.Value)); added++; }
+        }
+
+        static bool HasBlock(in TcpOptions o, SeqNum start)
+        {
+            foreach (SackBlock b in o.Sacks) if (b.Left == start.Value) return true;
+            return false;
+        }
+    }
+
+    /// <summary>Hands a finished header and payload to the TCP layer, with the accounting tcp_transmit_skb does.</summary>
+    private void Send(in TcpHeader header, PacketBuffer buffer, PacketCause cause, bool retransmission, bool carriesData)
+    {
+        if ((header.Flags & TcpFlags.Ack) != 0) AckSent();
+        if (carriesData && (header.Flags & TcpFlags.Syn) == 0) DataSent();
+        if (retransmission) Counters.Increment(Mib.TcpRetransSegs);
+        _tcp.Transmit(Tuple, header, buffer, cause, _ipId++, countAsOutSegment: !retransmission);
+        SegmentsOut++;
+    }
+
+    /// <summary>tcp_event_data_sent: remember when we last sent, and count a reply within ato as interactive.</summary>
+    private void DataSent()
+    {
+        _lastSendTime = Now;
+        if (Now - _ackState.LastReceive < _ackState.Ato && _ackState.Pingpong < 255) _ackState.Pingpong++;
+    }
+
+    // ----- ACKs -----
+
+    /// <summary>tcp_send_ack: a pure ACK now, at tcp_acceptable_seq.</summary>
+    internal void SendAck(PacketCause cause)
+    {
+        if (_state == TcpState.Closed) return;
+        if (_tcp.RentSegmentBuffer(Tuple.RemoteAddress) is not { } buffer) return;
+        TcpHeader header = BuildHeader(AcceptableSeq, TcpFlags.Ack);
+        Send(header, buffer, cause, retransmission: false, carriesData: false);
+    }
+
+    /// <summary>tcp_acceptable_seq: snd_nxt, unless our window knowledge says it is beyond the peer's window.</summary>
+    private SeqNum AcceptableSeq =>
+        WindowEnd >= SndNxt || (SndNxt - WindowEnd) < (1 << ReceiveWindowScale) ? SndNxt : WindowEnd;
+
+    /// <summary>tcp_send_active_reset: RST|ACK at the acceptable sequence number.</summary>
+    private void SendActiveReset(CauseCode cause)
+    {
+        if (_tcp.RentSegmentBuffer(Tuple.RemoteAddress) is not { } buffer) return;
+        TcpHeader header = BuildHeader(AcceptableSeq, TcpFlags.Rst | TcpFlags.Ack);
+        Send(header, buffer, new PacketCause(cause), retransmission: false, carriesData: false);
+    }
+
+    /// <summary>tcp_send_fin: the FIN takes one sequence number after the data and leaves with Nagle off.</summary>
+    private void SendFin()
+    {
+        if (_finQueued) return;
+        _finQueued = true;
+        _sendShutdown = true;
+        WriteSeq += 1;
+        PushPendingFrames(nagle: false);
+    }
+
+    /// <summary>
+    /// tcp_write_wakeup: a keepalive or window probe. If unsent data fits the window, send (part
+    /// of) it; otherwise a bare ACK with seq snd_una - 1, which the peer must answer with an ACK.
+    /// Returns false if nothing could be sent.
+    /// </summary>
+    private bool SendProbe(PacketCause cause)
+    {
+        if (_state == TcpState.Closed) return false;
+        int unsent = DataEnd - SndNxt;
+        if (unsent > 0 && SndNxt < WindowEnd)
+        {
+            int length = Math.Min(Math.Min(unsent, _mssCache), WindowEnd - SndNxt);
+            TransmitNewSegment(length, withFin: false);
+            return true;
+        }
+        if (_tcp.RentSegmentBuffer(Tuple.RemoteAddress) is not { } buffer) return false;
+        TcpHeader header = BuildHeader(SndUna - 1, TcpFlags.Ack);
+        Send(header, buffer, cause, retransmission: false, carriesData: false);
+        return true;
+    }
+
+    // ----- Window selection (tcp_select_window) -----
+
+    private int FullSpace => InitialWindow.WindowFromSpace(_receiveBuffer.Capacity);
+    private int FreeSpace => InitialWindow.WindowFromSpace(_receiveBuffer.Capacity - _receiveBuffer.Used);
+
+    /// <summary>
+    /// __tcp_select_window: the window to offer now. Never more than rcv_ssthresh (which grows
+    /// as data arrives), rounded up to the window-scale granularity, or zero when less than an
+    /// MSS (or a sixteenth of the buffer) is free, which is how receivers avoid silly windows.
+    /// </summary>
+    private int SelectWindowRaw()
+    {
+        int mss = _ackState.RcvMss;
+        int freeSpace = FreeSpace;
+        int allowed = FullSpace;
+        int full = Math.Min(_windowClamp, allowed);
+        if (mss > full)
+        {
+            mss = full;
+            if (mss <= 0) return 0;
+        }
+        if (freeSpace < full >> 1)
+        {
+            _ackState.Quick = 0;
+            freeSpace &= ~((1 << ReceiveWindowScale) - 1);
+            if (freeSpace < allowed >> 4 || freeSpace < mss) return 0;
+        }
+        if (freeSpace > _rcvSsthresh) freeSpace = _rcvSsthresh;
+        if (ReceiveWindowScale != 0)
+        {
+            int granularity = 1 << ReceiveWindowScale;
+            return (freeSpace + granularity - 1) & ~(granularity - 1);
+        }
+        int window = RcvWnd;
+        // Keep the current offer if within one MSS of the free space; else a multiple of the MSS.
+        if (window <= freeSpace - mss || window > freeSpace) window = freeSpace - freeSpace % mss;
+        else if (mss == full && freeSpace > window + (full >> 1)) window = freeSpace;
+        return window;
+    }
+
+    /// <summary>tcp_select_window: never shrink an offered window; record what we advertise; scale it.</summary>
+    private ushort SelectWindow()
+    {
+        int current = ReceiveWindowRemaining;
+        int next = SelectWindowRaw();
+        if (next < current)
+        {
+            if (next == 0) Counters.Increment(Mib.TcpExtTCPWantZeroWindowAdv);
+            int granularity = 1 << ReceiveWindowScale;
+            next = (current + granularity - 1) & ~(granularity - 1);
+        }
+        int previous = RcvWnd;
+        RcvWnd = next;
+        RcvWup = RcvNxt;
+        int field = Math.Min(next, 65535 << ReceiveWindowScale) >> ReceiveWindowScale;
+        if (field == 0 && previous != 0) Counters.Increment(Mib.TcpExtTCPToZeroWindowAdv);
+        else if (field != 0 && previous == 0) Counters.Increment(Mib.TcpExtTCPFromZeroWindowAdv);
+        return (ushort)field;
+    }
+
+    // ----- MSS -----
+
+    /// <summary>
+    /// tcp_sync_mss: the send MSS from the path MTU and the peer's MSS, less the timestamp option,
+    /// bounded by half the largest window the peer offered.
+    /// </summary>
+    private void SyncMss(int maxWindow)
+    {
+        int mtuMss = AdvertisedMss(_tcp, Tuple.RemoteAddress, new TcpSocketOptions());
+        int mss = Math.Min(mtuMss, _peerMss);
+        mss = Math.Max(mss, 48);
+        if (TimestampsOk) mss -= TimestampOptionSpace;
+        if (maxWindow > 0 && mss > maxWindow >> 1) mss = Math.Max(maxWindow >> 1, 68 - (TimestampsOk ? 32 : 20));
+        _mssCache = mss;
+    }
+}

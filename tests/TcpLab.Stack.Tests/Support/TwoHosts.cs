@@ -1,0 +1,46 @@
+using TcpLab.Stack.Link;
+using TcpLab.Stack.Link.Capture;
+using TcpLab.Stack.Link.Simulation;
+using TcpLab.Stack.Settings;
+using TcpLab.Stack.Time;
+using TcpLab.Stack.Wire;
+
+namespace TcpLab.Stack.Tests.Support;
+
+/// <summary>
+/// A client and a server stack on one simulated wire in virtual time. Every frame a host puts
+/// on the wire is logged once, when it leaves; optional filters sit between each stack and
+/// the wire, so a frame dropped on its way *in* is logged (it was on the wire) and a frame
+/// dropped on its way *out* is not.
+/// </summary>
+public sealed class TwoHosts
+{
+    public static readonly Ipv4Address ClientIp = Ipv4Address.Parse("10.0.0.1");
+    public static readonly Ipv4Address ServerIp = Ipv4Address.Parse("10.0.0.2");
+
+    public TwoHosts(ulong seed = 1, Action<Sysctls>? client = null, Action<Sysctls>? server = null, WireOptions? wire = null,
+                    Func<ILink, ILink>? clientLink = null, Func<ILink, ILink>? serverLink = null)
+    {
+        var random = new DeterministicRandom(seed);
+        Wire = new SimulatedWire(Loop, wire ?? WireOptions.Default);
+        var clientSysctls = new Sysctls();
+        client?.Invoke(clientSysctls);
+        var serverSysctls = new Sysctls();
+        server?.Invoke(serverSysctls);
+        Client = new NetworkStack(Loop, "client", clientSysctls, random.Derive("client"));
+        Server = new NetworkStack(Loop, "server", serverSysctls, random.Derive("server"));
+        ILink clientSide = new CaptureStage(Loop, Wire.CreatePort("client"), Log, "client");
+        ILink serverSide = new CaptureStage(Loop, Wire.CreatePort("server"), Log, "server");
+        Client.AddInterface(clientLink?.Invoke(clientSide) ?? clientSide, MacAddress.Parse("02:00:00:00:00:01"), new Ipv4Cidr(ClientIp, 24));
+        Server.AddInterface(serverLink?.Invoke(serverSide) ?? serverSide, MacAddress.Parse("02:00:00:00:00:02"), new Ipv4Cidr(ServerIp, 24));
+    }
+
+    public SimulatedEventLoop Loop { get; } = new();
+    public SimulatedWire Wire { get; }
+    public NetworkStack Client { get; }
+    public NetworkStack Server { get; }
+    public FrameLog Log { get; } = new();
+
+    public void Run(TimeSpan duration) => Loop.RunFor(duration);
+    public void RunUntil(double seconds) => Loop.RunUntil(Instant.FromSeconds(seconds));
+}
