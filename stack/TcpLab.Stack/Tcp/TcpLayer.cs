@@ -210,7 +210,9 @@ public sealed class TcpLayer : IIpProtocolHandler
                 timeWait.SendAck();
                 break;
             case TimeWaitSocket.Verdict.Reset:
-                SendResetFor(timeWait.Tuple, segment, CauseCode.TcpRstClosedPort);
+                // tcp_v4_rcv TCP_TW_RST: reset the sender and forget the entry.
+                SendResetFor(timeWait.Tuple, segment, CauseCode.TcpRstAbort);
+                timeWait.Kill();
                 break;
             case TimeWaitSocket.Verdict.Syn:
                 if (FindListener(timeWait.Tuple.LocalAddress, timeWait.Tuple.LocalPort) is { } listener)

@@ -39,7 +39,7 @@ public sealed class FilterLink(ILink inner) : ILink, IFrameHandler
 }
 
 /// <summary>The TCP facts of a frame a filter decides on (Flags None for non-TCP frames).</summary>
-public readonly record struct FrameView(bool IsTcp, TcpFlags Flags, int PayloadLength)
+public readonly record struct FrameView(bool IsTcp, TcpFlags Flags, int PayloadLength, uint Seq = 0, uint Ack = 0)
 {
     public bool Is(TcpFlags exact) => IsTcp && Flags == exact;
     public bool Has(TcpFlags flag) => IsTcp && (Flags & flag) == flag;
@@ -50,6 +50,6 @@ public readonly record struct FrameView(bool IsTcp, TcpFlags Flags, int PayloadL
             || Ipv4Packet.TryParse(eth.Payload, out Ipv4Packet ip, verifyChecksum: false) != WireError.None || ip.Protocol != IpProtocol.Tcp
             || TcpSegment.TryParse(ip.Payload, out TcpSegment tcp) != WireError.None)
             return default;
-        return new FrameView(true, tcp.Flags, tcp.Payload.Length);
+        return new FrameView(true, tcp.Flags, tcp.Payload.Length, tcp.SequenceNumber, tcp.AcknowledgmentNumber);
     }
 }
