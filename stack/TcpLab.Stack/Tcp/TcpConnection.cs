@@ -58,6 +58,11 @@ public sealed partial class TcpConnection : TcpFlow
 
     // ----- Sequence space (RFC 9293 3.3.1) -----
 
+    /// <summary>SND.UNA, SND.NXT and RCV.NXT, read-only for observers.</summary>
+    public SeqNum SendUnacknowledged => SndUna;
+    public SeqNum SendNext => SndNxt;
+    public SeqNum ReceiveNext => RcvNxt;
+
     internal SeqNum Iss;
     internal SeqNum SndUna;
     internal SeqNum SndNxt;

@@ -11,7 +11,7 @@ public static class Connected
     {
         ListenSocket listener = net.Server.Tcp.Listen(Ipv4Address.Any, port, 128, serverOptions);
         TcpConnection client = net.Client.Tcp.Connect(TwoHosts.ServerIp, port, clientOptions);
-        net.Loop.RunFor(TimeSpan.FromMilliseconds(1));
+        net.Loop.RunFor(TimeSpan.FromSeconds(10), () => listener.AcceptQueueLength > 0);
         TcpConnection server = listener.TryAccept() ?? throw new InvalidOperationException("handshake did not complete:\n" + net.Log.Dump());
         listener.Close();
         return (client, server);
