@@ -727,6 +727,7 @@ public sealed partial class TcpConnection
         RcvNxt += 1;
         _ackState.Scheduled = true;
         _receiveShutdown = true;
+        _finReceived = true;
         switch (_state)
         {
             case TcpState.SynReceived or TcpState.Established:

@@ -110,6 +110,8 @@ public sealed partial class TcpConnection : TcpFlow
     private bool _receiveShutdown;      // RCV_SHUTDOWN: the peer's FIN arrived (or shutdown(RD))
     private bool _sendShutdown;         // SEND_SHUTDOWN: our FIN is queued
     private bool _finQueued;
+    private bool _finReceived;          // SOCK_DONE: the peer's FIN arrived, reads end with 0
+    private bool _errorReported;        // sock_error() hands the pending error out once
     private bool _accepted;
     private Errno _softError;
 
@@ -122,7 +124,7 @@ public sealed partial class TcpConnection : TcpFlow
     /// <summary>Bytes the application can read now.</summary>
     public int ReadableBytes => _receiveBuffer.Readable;
 
-    /// <summary>The peer's FIN has been read past: reads return 0 once the buffer is empty.</summary>
+    /// <summary>Nothing more will arrive (the peer's FIN, a reset, close): reads return 0 or the pending error once the buffer is empty.</summary>
     public bool EndOfStream => _receiveShutdown;
 
     /// <summary>Room for the application's data in the send buffer.</summary>
@@ -327,13 +329,29 @@ public sealed partial class TcpConnection : TcpFlow
         return taken;
     }
 
-    /// <summary>recv(): copies in-order data out; 0 with <see cref="EndOfStream"/> means the peer closed.</summary>
+    /// <summary>
+    /// recv(): copies in-order data out. With nothing to read, in tcp_recvmsg's order: 0 after the
+    /// peer's FIN; the pending error (ECONNRESET, ETIMEDOUT, ...) once; then 0 once shut down.
+    /// </summary>
     public int Read(Span<byte> destination)
     {
         int copied = _receiveBuffer.Read(destination);
-        if (copied > 0) CleanupReceiveBuffer(copied);
-        if (copied == 0 && Error != Errno.None && !_receiveShutdown) throw new TcpException(Error);
-        return copied;
+        if (copied > 0)
+        {
+            CleanupReceiveBuffer(copied);
+            return copied;
+        }
+        if (_finReceived) return 0;
+        if (TakeError() is { } error) throw new TcpException(error);
+        return 0;
+    }
+
+    /// <summary>sock_error(): the pending error, reported to the application once.</summary>
+    private Errno? TakeError()
+    {
+        if (Error == Errno.None || _errorReported) return null;
+        _errorReported = true;
+        return Error;
     }
 
     /// <summary>shutdown(SHUT_WR): queue our FIN after the data (tcp_shutdown).</summary>

@@ -30,6 +30,29 @@ public sealed class SimulatedEventLoop : EventLoop
 
     public override void Post(SendOrPostCallback callback, object? state) => _posted.Enqueue((callback, state));
 
+    /// <summary>
+    /// Starts application code on the loop, so that its awaits resume on the loop (through the
+    /// loop's SynchronizationContext) and the whole simulation stays on one thread, in order.
+    /// The returned task completes when <paramref name="application"/> does.
+    /// </summary>
+    public Task Spawn(Func<Task> application)
+    {
+        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        Post(async () =>
+        {
+            try
+            {
+                await application();
+                done.SetResult();
+            }
+            catch (Exception e)
+            {
+                done.SetException(e);
+            }
+        });
+        return done.Task;
+    }
+
     /// <summary>True when nothing is posted and no timer is armed: the simulation has ended.</summary>
     public bool IsIdle => _posted.Count == 0 && Timers.Count == 0;
 
