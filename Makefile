@@ -20,7 +20,7 @@ test: deps build
 # Debian packages the tests use (tshark reads our pcapng, iproute2 builds namespaces).
 # Installed only when missing and only if we may (root + apt-get); otherwise the tests
 # that need them skip with a message saying what is missing.
-DEB_PACKAGES = iproute2 tshark tcpdump
+DEB_PACKAGES = iproute2 tshark tcpdump iptables python3
 deps:
 	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
