@@ -1,14 +1,15 @@
 using System.CommandLine;
 using TcpLab.Lab.Cli;
+using TcpLab.Lab.Scenarios;
 using TcpLab.Stack.Settings;
 
 try
 {
     return await LabCommandLine.Build().Parse(args).InvokeAsync();
 }
-catch (SysctlException e)
+catch (Exception e) when (e is SysctlException or ScenarioException or FileNotFoundException)
 {
-    // A bad setting is the user's to fix: say which one and why, without a stack trace.
+    // A bad setting or scenario file is the user's to fix: say which and why, without a stack trace.
     Console.Error.WriteLine($"tcplab: {e.Message}");
     return 2;
 }

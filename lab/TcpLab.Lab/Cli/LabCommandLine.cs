@@ -33,6 +33,8 @@ public static class LabCommandLine
         var root = new RootCommand("TcpLab: a user-space TCP/IP stack that behaves like Linux, and a lab to run TCP experiments on it")
         {
             Set, LogLevel, Config,
+            ScenarioCommands.List(),
+            ScenarioCommands.Run(),
             DemoCommand(),
             SysctlsCommand(),
         };

@@ -21,9 +21,9 @@ public static class SimulatedDemo
     {
         Directory.CreateDirectory(outputDirectory);
         string capturePath = Path.Combine(outputDirectory, "capture.pcapng");
-        using (FileStream file = File.Create(capturePath))
-        using (var lab = new SimulatedLab(seed: 1, WireOptions.Default with { Delay = TimeSpan.FromMilliseconds(1) }, capture: file))
+        using (var capture = PcapNgWriter.Create(capturePath))
         {
+            var lab = new SimulatedLab(seed: 1, WireOptions.Default with { Delay = TimeSpan.FromMilliseconds(1) }, capture: capture);
             NetworkStack client = lab.AddHost("client", Ipv4Cidr.Parse("10.0.0.1/24"), sysctls.For("client"));
             NetworkStack server = lab.AddHost("server", Ipv4Cidr.Parse("10.0.0.2/24"), sysctls.For("server"));
 

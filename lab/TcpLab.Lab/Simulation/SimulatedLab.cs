@@ -15,19 +15,20 @@ namespace TcpLab.Lab.Simulation;
 /// may name any host by address) and the capture, so the pcapng reads like tcpdump on that
 /// host, lost packets included with the rule that dropped them.
 /// </summary>
-public sealed class SimulatedLab : IDisposable
+public sealed class SimulatedLab
 {
     private readonly DeterministicRandom _random;
     private readonly IReadOnlyList<FaultRule> _faults;
-    private readonly PcapNgWriter? _capture;
+    private readonly ICaptureSink? _capture;
     private readonly List<NetworkStack> _hosts = new();
 
-    public SimulatedLab(ulong seed, WireOptions wire, IReadOnlyList<FaultRule>? faults = null, Stream? capture = null)
+    /// <param name="capture">Receives every frame at the first host's link, with its cause and fate (owned by the caller).</param>
+    public SimulatedLab(ulong seed, WireOptions wire, IReadOnlyList<FaultRule>? faults = null, ICaptureSink? capture = null)
     {
         _random = new DeterministicRandom(seed);
         Wire = new SimulatedWire(Loop, wire);
         _faults = faults ?? [];
-        _capture = capture is null ? null : new PcapNgWriter(capture, leaveOpen: true);
+        _capture = capture;
     }
 
     public SimulatedEventLoop Loop { get; } = new();
@@ -50,6 +51,4 @@ public sealed class SimulatedLab : IDisposable
         _hosts.Add(stack);
         return stack;
     }
-
-    public void Dispose() => _capture?.Dispose();
 }

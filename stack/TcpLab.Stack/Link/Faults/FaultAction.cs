@@ -1,3 +1,4 @@
+using TcpLab.Stack.Time;
 namespace TcpLab.Stack.Link.Faults;
 
 /// <summary>
@@ -32,7 +33,7 @@ public sealed record DelayAction(TimeSpan Delay) : FaultAction
     internal override RuleProblem? FindProblem() =>
         Delay > TimeSpan.Zero ? null : new RuleProblem("action", "expected a positive delay, such as delay 200ms");
 
-    public override string ToString() => $"delay {FaultDuration.Format(Delay)}";
+    public override string ToString() => $"delay {DurationText.Format(Delay)}";
 }
 
 /// <summary>
@@ -71,7 +72,7 @@ public sealed record ReorderAction(int Frames = 1) : FaultAction
         : null;
 
     public override string ToString() =>
-        Timeout == DefaultTimeout ? $"reorder {Frames}" : $"reorder {Frames} timeout={FaultDuration.Format(Timeout)}";
+        Timeout == DefaultTimeout ? $"reorder {Frames}" : $"reorder {Frames} timeout={DurationText.Format(Timeout)}";
 }
 
 /// <summary>

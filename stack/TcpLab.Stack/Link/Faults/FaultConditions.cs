@@ -44,7 +44,7 @@ public readonly record struct TcpFlagMatch(TcpFlags Flags, bool ContainsAll = fa
     public static TcpFlagMatch Parse(string text) =>
         TryParse(text, out TcpFlagMatch match, out string? problem) ? match : throw new FormatException($"'{text}': {problem}");
 
-    internal static bool TryParse(string text, out TcpFlagMatch match, out string? problem)
+    public static bool TryParse(string text, out TcpFlagMatch match, out string? problem)
     {
         match = default;
         bool containsAll = text.StartsWith('+');
@@ -145,7 +145,7 @@ public readonly record struct NumberRange(uint First, uint Last)
 
     public bool Wraps => First > Last;
 
-    internal static bool TryParse(string text, out NumberRange range)
+    public static bool TryParse(string text, out NumberRange range)
     {
         range = default;
         int dots = text.IndexOf("..", StringComparison.Ordinal);

@@ -311,11 +311,11 @@ public sealed class FaultStage : ILink, IFrameHandler
             string what = Rule.Action switch
             {
                 DropAction => "dropped",
-                DelayAction delay => $"delayed {FaultDuration.Format(delay.Delay)}",
+                DelayAction delay => $"delayed {DurationText.Format(delay.Delay)}",
                 DuplicateAction { Copies: 1 } => "duplicated, 1 copy follows",
                 DuplicateAction duplicate => $"duplicated, {duplicate.Copies} copies follow",
                 ReorderAction reorder =>
-                    $"held until {reorder.Frames} later frame{(reorder.Frames == 1 ? "" : "s")} pass, at most {FaultDuration.Format(reorder.Timeout)}",
+                    $"held until {reorder.Frames} later frame{(reorder.Frames == 1 ? "" : "s")} pass, at most {DurationText.Format(reorder.Timeout)}",
                 CorruptAction => $"corrupted: byte {verdict.CorruptOffset} after the Ethernet header inverted",
                 _ => throw new UnreachableException(Rule.Action.GetType().Name),
             };

@@ -1,0 +1,156 @@
+using System.Globalization;
+using TcpLab.Stack;
+using TcpLab.Stack.Link.Faults;
+using TcpLab.Stack.Tcp;
+
+namespace TcpLab.Lab.Scenarios;
+
+/// <summary>The outcome of one expectation: what was wanted, what was seen.</summary>
+public sealed record ExpectationResult(string Description, string Expected, string Measured, bool Passed, int Line);
+
+/// <summary>Something a scenario expects to see, checked against a <see cref="RunRecord"/> after the run.</summary>
+public abstract record Expectation(int Line)
+{
+    public abstract ExpectationResult Check(RunRecord run);
+
+    protected static string Seconds(TimeSpan t) => t.TotalSeconds.ToString("0.######", CultureInfo.InvariantCulture) + "s";
+}
+
+/// <summary>Which frames count: sender, receiver, TCP flags in the fault-rule syntax ("S", "S.", "+F"), payload length, cause text.</summary>
+public sealed record PacketPattern(string? From, string? To, TcpFlagMatch? Flags, NumberRange? Length, string? Cause)
+{
+    public override string ToString()
+    {
+        var parts = new List<string>();
+        if (From is not null) parts.Add($"from {From}");
+        if (To is not null) parts.Add($"to {To}");
+        if (Flags is { } f) parts.Add($"tcp [{f}]");
+        if (Length is { } l) parts.Add($"len {l}");
+        if (Cause is not null) parts.Add($"cause \"{Cause}\"");
+        return string.Join(" ", parts);
+    }
+}
+
+/// <summary>
+/// Frames matching a pattern: at the listed times (each within the tolerance), or a count of them.
+/// The timeline is what the capture point saw, relative to the start of the run.
+/// </summary>
+public sealed record PacketsExpectation(int Line, PacketPattern Pattern, IReadOnlyList<TimeSpan>? At, int? Count, Tolerance Tolerance) : Expectation(Line)
+{
+    public override ExpectationResult Check(RunRecord run)
+    {
+        List<TimeSpan> seen = run.Frames.Where(f => run.Matches(f, Pattern)).Select(f => f.At).ToList();
+        string measured = seen.Count == 0 ? "none" : string.Join(", ", seen.Select(Seconds));
+        if (At is null)
+            return new($"{Pattern}: {Count} packet(s)", Count!.Value.ToString(CultureInfo.InvariantCulture),
+                       $"{seen.Count}" + (seen.Count > 0 ? $" ({measured})" : ""), seen.Count == Count, Line);
+        bool passed = seen.Count == At.Count;
+        TimeSpan previous = TimeSpan.Zero;
+        TimeSpan allowed = TimeSpan.Zero;
+        for (int i = 0; passed && i < At.Count; i++)
+        {
+            // Each timer may be late by its own granularity: tolerances add up along the chain.
+            allowed += Tolerance.For(At[i] - previous);
+            previous = At[i];
+            passed = (seen[i] - At[i]).Duration() <= allowed;
+        }
+        return new($"{Pattern} at", string.Join(", ", At.Select(Seconds)) + $" (±{Tolerance})", measured, passed, Line);
+    }
+}
+
+/// <summary>How far a measured time may be from the expected one.</summary>
+public abstract record Tolerance
+{
+    public abstract TimeSpan For(TimeSpan interval);
+
+    public sealed record Fixed(TimeSpan Value) : Tolerance
+    {
+        public override TimeSpan For(TimeSpan interval) => Value;
+        public override string ToString() => Seconds(Value);
+    }
+
+    /// <summary>
+    /// A real kernel's timer lateness for a timer of this length at HZ=250 (kernel/time/timer.c
+    /// wheel levels): 4 ms below 256 ms, 32 ms up to 2 s, 256 ms up to 16 s, 2 s beyond, plus
+    /// 10 ms for scheduling and capture.
+    /// </summary>
+    public sealed record Kernel : Tolerance
+    {
+        public override TimeSpan For(TimeSpan interval)
+        {
+            double s = interval.TotalSeconds;
+            double granularity = s < 0.256 ? 0.004 : s < 2.048 ? 0.032 : s < 16.384 ? 0.256 : 2.048;
+            return TimeSpan.FromSeconds(granularity + 0.010);
+        }
+
+        public override string ToString() => "kernel timer granularity";
+    }
+
+    private static string Seconds(TimeSpan t) => t.TotalSeconds.ToString("0.######", CultureInfo.InvariantCulture) + "s";
+}
+
+/// <summary>A socket is in a state at a moment.</summary>
+public sealed record StateExpectation(int Line, string Socket, TcpState State, TimeSpan At) : Expectation(Line)
+{
+    public override ExpectationResult Check(RunRecord run)
+    {
+        TcpState actual = run.StateAt(Socket, At);
+        return new($"{Socket} state at {Seconds(At)}", State.ToNetstatName(), actual.ToNetstatName(), actual == State, Line);
+    }
+}
+
+/// <summary>The states a socket went through, in order.</summary>
+public sealed record StatePathExpectation(int Line, string Socket, IReadOnlyList<TcpState> Path) : Expectation(Line)
+{
+    public override ExpectationResult Check(RunRecord run)
+    {
+        string expected = string.Join(" ", Path.Select(s => s.ToNetstatName()));
+        string actual = string.Join(" ", run.StatePath(Socket).Select(s => s.ToNetstatName()));
+        return new($"{Socket} states", expected, actual, expected == actual, Line);
+    }
+}
+
+/// <summary>A socket failed with an errno (optionally at a time).</summary>
+public sealed record ErrorExpectation(int Line, string Socket, Errno Errno, TimeSpan? At, Tolerance Tolerance) : Expectation(Line)
+{
+    public override ExpectationResult Check(RunRecord run)
+    {
+        (Errno error, TimeSpan? when) = run.ErrorOf(Socket);
+        bool passed = error == Errno && (At is null || (when is { } w && (w - At.Value).Duration() <= Tolerance.For(At.Value)));
+        string expected = At is null ? Errno.ToString() : $"{Errno} at {Seconds(At.Value)}";
+        string measured = error == Errno.None ? "no error" : when is { } t ? $"{error} at {Seconds(t)}" : error.ToString();
+        return new($"{Socket} error", expected, measured, passed, Line);
+    }
+}
+
+public enum Comparison { Equals, AtLeast, AtMost }
+
+/// <summary>An nstat-named counter of a host at the end of the run.</summary>
+public sealed record CounterExpectation(int Line, string Host, string Counter, Comparison Comparison, long Value) : Expectation(Line)
+{
+    public override ExpectationResult Check(RunRecord run)
+    {
+        long actual = run.Counter(Host, Counter);
+        bool passed = Comparison switch
+        {
+            Comparison.Equals => actual == Value,
+            Comparison.AtLeast => actual >= Value,
+            _ => actual <= Value,
+        };
+        string op = Comparison switch { Comparison.Equals => "=", Comparison.AtLeast => ">=", _ => "<=" };
+        return new($"{Host} {Counter}", $"{op} {Value}", actual.ToString(CultureInfo.InvariantCulture), passed, Line);
+    }
+}
+
+/// <summary>What one socket received equals what another sent (length and SHA-256).</summary>
+public sealed record ReceivedExpectation(int Line, string Socket, string SentBy) : Expectation(Line)
+{
+    public override ExpectationResult Check(RunRecord run)
+    {
+        var (receivedBytes, receivedHash) = run.Received(Socket);
+        var (sentBytes, sentHash) = run.Sent(SentBy);
+        bool passed = receivedBytes == sentBytes && receivedHash == sentHash;
+        return new($"{Socket} received what {SentBy} sent", $"{sentBytes} bytes, sha256 {sentHash[..12]}",
+                   $"{receivedBytes} bytes, sha256 {receivedHash[..12]}", passed, Line);
+    }
+}

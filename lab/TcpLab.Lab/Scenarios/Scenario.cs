@@ -1,0 +1,97 @@
+using TcpLab.Stack.Link.Faults;
+using TcpLab.Stack.Tcp;
+using TcpLab.Stack.Wire;
+
+namespace TcpLab.Lab.Scenarios;
+
+/// <summary>
+/// One experiment, as a scenario file declares it: the hosts, the wire between them, the
+/// faults, what the applications do and when, and what should be seen. A scenario can carry
+/// a second set of settings and expectations, <see cref="CurrentKernel"/>, for a current
+/// kernel's defaults where the documents used an older kernel's.
+/// </summary>
+public sealed record Scenario
+{
+    public required string Name { get; init; }
+    public required string Title { get; init; }
+    public string? Source { get; init; }
+    public string? Description { get; init; }
+    public required string FilePath { get; init; }
+    /// <summary>Hosts in declaration order; the first is where the capture is taken.</summary>
+    public required IReadOnlyList<HostSpec> Hosts { get; init; }
+    public WireSpec Wire { get; init; } = new();
+    public required IReadOnlyList<FaultSpec> Faults { get; init; }
+    public required Variant Document { get; init; }
+    public Variant? CurrentKernel { get; init; }
+    public required IReadOnlyList<Step> Steps { get; init; }
+    /// <summary>How long the experiment runs (virtual time in simulation).</summary>
+    public required TimeSpan Duration { get; init; }
+    /// <summary>Moments at which `ss`-style snapshots of every host go into states.txt.</summary>
+    public IReadOnlyList<TimeSpan> Snapshots { get; init; } = [];
+    /// <summary>Where a run against the real kernel is known to differ, and why.</summary>
+    public string? LinuxNotes { get; init; }
+
+    public HostSpec Host(string name) => Hosts.First(h => h.Name == name);
+}
+
+/// <summary>A set of sysctls (per host name, or "all") and the expectations that hold with them.</summary>
+public sealed record Variant(string Name, IReadOnlyDictionary<string, IReadOnlyDictionary<string, string>> Sysctls, IReadOnlyList<Expectation> Expectations);
+
+public enum HostKind { Managed, Linux }
+
+public sealed record HostSpec(string Name, Ipv4Cidr Address, HostKind Kind, int Line);
+
+public sealed record WireSpec(TimeSpan Delay = default, long RateBitsPerSecond = 0, int QueueLimitFrames = 0);
+
+/// <summary>A fault rule as written (host names already replaced by addresses) and where.</summary>
+public sealed record FaultSpec(FaultRule Rule, string Text, int Line);
+
+/// <summary>Socket options a scenario can set on connect or listen, by their setsockopt names.</summary>
+public sealed record SocketOptionsSpec(
+    bool? KeepAlive = null,
+    TimeSpan? KeepIdle = null,
+    TimeSpan? KeepInterval = null,
+    int? KeepCount = null,
+    TimeSpan? Linger = null,
+    bool? NoDelay = null,
+    int? ReceiveBuffer = null,
+    int? SendBuffer = null,
+    int? SynRetries = null)
+{
+    public TcpSocketOptions ToOptions() => new()
+    {
+        KeepAlive = KeepAlive ?? false,
+        KeepIdle = KeepIdle,
+        KeepInterval = KeepInterval,
+        KeepCount = KeepCount,
+        Linger = Linger,
+        NoDelay = NoDelay ?? false,
+        ReceiveBufferSize = ReceiveBuffer,
+        SendBufferSize = SendBuffer,
+        SynRetries = SynRetries,
+    };
+}
+
+/// <summary>
+/// Something an application does at <see cref="At"/> (or, with <see cref="When"/>, once a
+/// socket reaches a state after that time).
+/// </summary>
+public abstract record Step(string Host, TimeSpan At, StateCondition? When, int Line);
+
+public sealed record StateCondition(string Socket, TcpState State);
+
+/// <summary>listen(); accepted connections are named Accept, Accept2, ...; Accept=false leaves them queued.</summary>
+public sealed record ListenStep(string Host, TimeSpan At, StateCondition? When, int Line, ushort Port, int Backlog, string? AcceptAs, SocketOptionsSpec Options) : Step(Host, At, When, Line);
+
+/// <summary>connect() to a host of the scenario or to a bare address (which may belong to nobody).</summary>
+public sealed record ConnectStep(string Host, TimeSpan At, StateCondition? When, int Line, Ipv4Address Target, ushort Port, string Socket, ushort LocalPort, SocketOptionsSpec Options) : Step(Host, At, When, Line);
+
+/// <summary>A hand-made TCP segment put on the wire as if <see cref="Host"/> sent it (e.g. SYN+FIN, no flags).</summary>
+public sealed record InjectStep(string Host, TimeSpan At, StateCondition? When, int Line, Ipv4Address To, ushort Port, ushort FromPort, TcpFlags Flags, uint Seq, uint Ack) : Step(Host, At, When, Line);
+
+/// <summary>send(): text, or a count of deterministic bytes.</summary>
+public sealed record SendStep(string Host, TimeSpan At, StateCondition? When, int Line, string Socket, byte[] Data) : Step(Host, At, When, Line);
+
+public enum SocketAction { Shutdown, Close, Abort, StopReading, ResumeReading }
+
+public sealed record SocketStep(string Host, TimeSpan At, StateCondition? When, int Line, string Socket, SocketAction Action) : Step(Host, At, When, Line);
