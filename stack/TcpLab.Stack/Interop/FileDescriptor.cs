@@ -11,7 +11,7 @@ namespace TcpLab.Stack.Interop;
 /// </summary>
 public sealed class FileDescriptor : SafeHandle
 {
-    /// <summary>Used by the interop marshaller, which fills in the handle a libc call returned.</summary>
+    /// <summary>An invalid descriptor.</summary>
     public FileDescriptor() : base(invalidHandleValue: -1, ownsHandle: true) { }
 
     /// <summary>Takes ownership of <paramref name="fd"/>.</summary>

@@ -10,6 +10,13 @@ namespace TcpLab.Stack.Interop;
 /// it and nothing else. Functions return -1 and set errno on failure (read it with
 /// <see cref="Errno.Last"/>); functions that create a descriptor return a
 /// <see cref="FileDescriptor"/> that is invalid on failure.
+/// <para>
+/// Descriptors go in as <see cref="FileDescriptor"/>, which the marshaller passes as a
+/// pointer-sized integer holding a reference for the call; the x86_64 and arm64 calling
+/// conventions pass an int in the low half of that same register. They must not come back
+/// that way: a C <c>int</c> return leaves the upper half of the register undefined, so the
+/// functions that create descriptors return <c>int</c> and are wrapped here.
+/// </para>
 /// <para>Constants are the x86_64 Linux values (asm-generic where the architectures agree).</para>
 /// </summary>
 public static unsafe partial class LibC
@@ -24,8 +31,10 @@ public static unsafe partial class LibC
     public const int O_CLOEXEC = 0x80000;
 
     /// <summary>open(2) without O_CREAT, so the variadic mode argument is never read.</summary>
+    public static FileDescriptor Open(string path, int flags) => new(OpenRaw(path, flags));
+
     [LibraryImport(Library, EntryPoint = "open", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
-    public static partial FileDescriptor Open(string path, int flags);
+    private static partial int OpenRaw(string path, int flags);
 
     [LibraryImport(Library, EntryPoint = "close", SetLastError = true)]
     public static partial int Close(int fd);
@@ -63,8 +72,10 @@ public static unsafe partial class LibC
     public const int EFD_NONBLOCK = O_NONBLOCK;
     public const int EFD_CLOEXEC = O_CLOEXEC;
 
+    public static FileDescriptor EpollCreate1(int flags) => new(EpollCreate1Raw(flags));
+
     [LibraryImport(Library, EntryPoint = "epoll_create1", SetLastError = true)]
-    public static partial FileDescriptor EpollCreate1(int flags);
+    private static partial int EpollCreate1Raw(int flags);
 
     [LibraryImport(Library, EntryPoint = "epoll_ctl", SetLastError = true)]
     public static partial int EpollCtl(FileDescriptor epoll, int operation, FileDescriptor fd, EpollEvent* @event);
@@ -76,8 +87,10 @@ public static unsafe partial class LibC
     [LibraryImport(Library, EntryPoint = "epoll_pwait2", SetLastError = true)]
     public static partial int EpollPwait2(FileDescriptor epoll, EpollEvent* events, int maxEvents, Timespec* timeout, void* signalMask);
 
+    public static FileDescriptor EventFd(uint initialValue, int flags) => new(EventFdRaw(initialValue, flags));
+
     [LibraryImport(Library, EntryPoint = "eventfd", SetLastError = true)]
-    public static partial FileDescriptor EventFd(uint initialValue, int flags);
+    private static partial int EventFdRaw(uint initialValue, int flags);
 
     // ---- sys/socket.h, linux/if_packet.h, linux/if_ether.h ----
 
@@ -96,8 +109,10 @@ public static unsafe partial class LibC
 
     public const ushort ETH_P_ALL = 0x0003;
 
+    public static FileDescriptor Socket(int domain, int type, int protocol) => new(SocketRaw(domain, type, protocol));
+
     [LibraryImport(Library, EntryPoint = "socket", SetLastError = true)]
-    public static partial FileDescriptor Socket(int domain, int type, int protocol);
+    private static partial int SocketRaw(int domain, int type, int protocol);
 
     [LibraryImport(Library, EntryPoint = "bind", SetLastError = true)]
     public static partial int Bind(FileDescriptor socket, void* address, uint addressLength);

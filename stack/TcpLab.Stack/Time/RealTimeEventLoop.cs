@@ -47,6 +47,7 @@ public sealed unsafe class RealTimeEventLoop : EventLoop, IDisposable
     private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     private int _started;
+    private volatile bool _threadStarted;
     private int _disposed;
     private volatile bool _stopRequested;
     private volatile bool _running;
@@ -101,6 +102,7 @@ public sealed unsafe class RealTimeEventLoop : EventLoop, IDisposable
         if (Interlocked.Exchange(ref _started, 1) != 0) throw new InvalidOperationException("the loop was already started or stopped");
         _running = true;
         _thread.Start();
+        _threadStarted = true;
     }
 
     /// <summary>
@@ -200,7 +202,9 @@ public sealed unsafe class RealTimeEventLoop : EventLoop, IDisposable
             _completion.TrySetResult(); // never started, and now never will
             return;
         }
-        if (IsOnLoop) return;
+        // Not yet started (Start racing Stop, which callers must not do), or called from a
+        // callback: nothing to wait for here.
+        if (!_threadStarted || IsOnLoop) return;
         WakeUp();
         _thread.Join();
     }
