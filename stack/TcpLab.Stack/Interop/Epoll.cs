@@ -33,9 +33,10 @@ internal static unsafe class Epoll
             }
             s_pwait2Missing = true;
         }
-        int timeoutMilliseconds = timeoutNanoseconds < 0
-            ? -1
-            : (int)Math.Min(int.MaxValue, (timeoutNanoseconds + 999_999) / 1_000_000);
-        return LibC.EpollWait(epoll, events, maxEvents, timeoutMilliseconds);
+        return LibC.EpollWait(epoll, events, maxEvents, ToMillisecondsRoundedUp(timeoutNanoseconds));
     }
+
+    /// <summary>epoll_wait's timeout: rounded up, so a wait never ends before the deadline; -1 stays "forever".</summary>
+    internal static int ToMillisecondsRoundedUp(long timeoutNanoseconds) =>
+        timeoutNanoseconds < 0 ? -1 : (int)Math.Min(int.MaxValue, timeoutNanoseconds / 1_000_000 + (timeoutNanoseconds % 1_000_000 == 0 ? 0 : 1));
 }

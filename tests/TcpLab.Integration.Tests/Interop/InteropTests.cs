@@ -42,6 +42,17 @@ public class InteropTests
     [InlineData("sixteen-chars-xx", false)]
     public void Device_names_follow_dev_valid_name(string name, bool valid) => Assert.Equal(valid, NetDeviceName.IsValid(name));
 
+    [Theory]
+    [InlineData(-1L, -1)]
+    [InlineData(0L, 0)]
+    [InlineData(1L, 1)]
+    [InlineData(999_999L, 1)]
+    [InlineData(1_000_000L, 1)]
+    [InlineData(1_000_001L, 2)]
+    [InlineData(long.MaxValue, int.MaxValue)]
+    public void The_epoll_wait_fallback_rounds_timeouts_up_to_whole_milliseconds(long nanoseconds, int milliseconds) =>
+        Assert.Equal(milliseconds, Epoll.ToMillisecondsRoundedUp(nanoseconds));
+
     [Fact]
     public void Errno_prints_its_kernel_name_and_strerror_text()
     {

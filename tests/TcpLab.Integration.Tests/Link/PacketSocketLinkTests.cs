@@ -8,7 +8,7 @@ namespace TcpLab.Integration.Tests.Link;
 public class PacketSocketLinkTests
 {
     [NetAdminFact]
-    public void The_kernel_behind_a_veth_answers_arp_and_the_link_does_not_read_its_own_frames_back()
+    public void The_kernel_behind_a_veth_answers_arp_and_the_link_reads_no_outgoing_frames()
     {
         var net = new TestNetwork(3);
         using LinkHarness h = LinkHarness.OverVeth(net);
@@ -17,6 +17,20 @@ public class PacketSocketLinkTests
         // (net/core/dev.c dev_get_flags), so read the count.
         Assert.Contains(" promiscuity 1 ", h.StackNamespace!.Run("-d", "link", "show", LinkHarness.StackVethName));
 
+        // Another socket on the same interface sends first. Frames leaving the interface are
+        // tapped synchronously on send (dev_queue_xmit_nit), so without PACKET_IGNORE_OUTGOING
+        // this one would be queued for our link before the ARP reply below.
+        const ulong OtherSenderMac = 0x0200_0077_0303;
+        using (PacketSocketLink other = PacketSocketLink.OpenInNamespace(h.StackNamespace.Path, LinkHarness.StackVethName, h.Loop, h.Pool))
+        {
+            h.Loop.Invoke(() =>
+            {
+                var frame = h.Pool.Rent();
+                TestFrames.WriteEthernet(frame.Append(60), TestFrames.BroadcastMac, OtherSenderMac, TestFrames.EtherTypeExperimental);
+                other.Transmit(frame);
+            });
+            Assert.Equal(1, other.FramesOut);
+        }
         h.TransmitArpRequestForKernel();
 
         // The reply is for our made-up MAC, not the veth's: promiscuous membership lets it in.
@@ -29,7 +43,7 @@ public class PacketSocketLinkTests
         Assert.Equal(net.StackIp, arp.TargetIp);
         Assert.True(reply.OnLoopThread);
 
-        // Our request left before the reply came, so had PACKET_IGNORE_OUTGOING not worked it would be here.
+        Assert.DoesNotContain(h.Frames.Seen, f => TestFrames.Source(f.Bytes) == OtherSenderMac);
         Assert.DoesNotContain(h.Frames.Seen, f => TestFrames.Source(f.Bytes) == net.StackMac);
         Assert.Equal(1, h.Link.FramesOut);
         Assert.Equal(0, h.Link.TxErrors + h.Link.TxDrops + h.Link.RxErrors);
