@@ -66,8 +66,6 @@ public static unsafe partial class LibC
     public const int EPOLL_CTL_ADD = 1;
     public const int EPOLL_CTL_DEL = 2;
     public const uint EPOLLIN = 0x001;
-    public const uint EPOLLERR = 0x008;
-    public const uint EPOLLHUP = 0x010;
 
     public const int EFD_NONBLOCK = O_NONBLOCK;
     public const int EFD_CLOEXEC = O_CLOEXEC;
