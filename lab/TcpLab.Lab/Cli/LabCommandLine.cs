@@ -35,6 +35,8 @@ public static class LabCommandLine
             Set, LogLevel, Config,
             ScenarioCommands.List(),
             ScenarioCommands.Run(),
+            TapCommands.Serve(),
+            TapCommands.Connect(),
             DemoCommand(),
             SysctlsCommand(),
         };

@@ -28,6 +28,18 @@ public sealed partial class NetworkNamespace : IDisposable
 
     public bool Exists => File.Exists(Path);
 
+    /// <summary>
+    /// A namespace someone else made (e.g. with ip netns add): usable like ours, but
+    /// <see cref="Dispose"/> leaves it in place.
+    /// </summary>
+    public static NetworkNamespace Existing(string name)
+    {
+        if (!File.Exists(PathOf(name))) throw new InvalidOperationException($"network namespace '{name}' does not exist (ip netns list)");
+        return new NetworkNamespace(name) { _owned = false };
+    }
+
+    private bool _owned = true;
+
     /// <summary>Creates a new namespace with its loopback interface up.</summary>
     public static NetworkNamespace Create()
     {
@@ -87,7 +99,7 @@ public sealed partial class NetworkNamespace : IDisposable
     /// <summary>Deletes the namespace and every device in it. Idempotent; quiet if it is already gone.</summary>
     public void Dispose()
     {
-        if (!Exists) return;
+        if (!_owned || !Exists) return;
         CommandResult result = RunToCompletion("ip", ["netns", "delete", Name], CommandTimeout);
         // Someone else deleting it between the check and the command is fine; a leak is not.
         if (!result.Succeeded && Exists) throw new InvalidOperationException(result.Describe());

@@ -125,6 +125,14 @@ public sealed unsafe class RealTimeEventLoop : EventLoop, IDisposable
     /// any, is rethrown here and does not stop the loop. Runs inline when called on the loop
     /// thread or when the loop is not running, since nothing else can be on the loop then.
     /// </summary>
+    /// <summary>Runs <paramref name="function"/> on the loop, waits, and returns its result (see <see cref="Invoke(Action)"/>).</summary>
+    public T Invoke<T>(Func<T> function)
+    {
+        T result = default!;
+        Invoke(() => { result = function(); });
+        return result;
+    }
+
     public void Invoke(Action action)
     {
         ArgumentNullException.ThrowIfNull(action);
