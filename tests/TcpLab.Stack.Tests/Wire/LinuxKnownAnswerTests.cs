@@ -248,8 +248,6 @@ public class LinuxKnownAnswerTests
             Assert.NotEmpty(expected);
             Assert.Equal(expected, ack.Options.Sacks.ToArray().Select(b => (b.Left, b.Right)).ToArray());
             Assert.Contains($"sack {expected.Length} ", text.Options!, StringComparison.Ordinal);
-            Assert.All(ack.Options.Sacks.ToArray(), b => Assert.True(b.Left - ack.AcknowledgmentNumber < b.Right - ack.AcknowledgmentNumber,
-                $"{f}: block {b} must lie above the cumulative ACK {ack.AcknowledgmentNumber}"));
             most = Math.Max(most, ack.Options.SackBlockCount);
         }
         Assert.Equal(mostBlocks, most);

@@ -77,7 +77,7 @@ internal static class WireFrames
         return h;
     }
 
-    /// <summary>The SYN Linux sends by default: mss, sackOK, TS, nop, wscale.</summary>
+    /// <summary>A SYN laid out as Linux sends it: mss, sackOK, TS, nop, wscale (7, the pre-6.x default shift).</summary>
     public static TcpHeader LinuxSynHeader()
     {
         var h = new TcpHeader { SourcePort = 40100, DestinationPort = 5000, SequenceNumber = 1_000_000, Flags = TcpFlags.Syn, Window = 64240 };
