@@ -1,4 +1,9 @@
 using BenchmarkDotNet.Running;
 
-// `make bench` passes its arguments (e.g. --filter '*') straight to BenchmarkDotNet.
-BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
+namespace TcpLab.Benchmarks;
+
+/// <summary>`dotnet run -c Release --project tools/TcpLab.Benchmarks -- --filter '*'` (or `make bench`).</summary>
+public static class Program
+{
+    public static void Main(string[] args) => BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
+}

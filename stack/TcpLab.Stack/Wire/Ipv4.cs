@@ -84,13 +84,20 @@ public record struct Ipv4Header(
         new(p.Source, p.Destination, p.Protocol, p.TotalLength - p.HeaderLength, p.Ttl, p.Identification,
             p.DontFragment, p.MoreFragments, p.FragmentOffset, p.TypeOfService);
 
+    /// <summary>The largest fragment offset the 13-bit field holds, in bytes.</summary>
+    public const int MaxFragmentOffset = 0x1FFF * 8;
+
     /// <summary>Writes the 20-byte header with its checksum.</summary>
     public readonly void Write(Span<byte> destination)
     {
-        if ((FragmentOffset & 7) != 0) throw new ArgumentException("fragment offset must be a multiple of 8", nameof(FragmentOffset));
+        // Out-of-range values would spill into the neighbouring flag bits or wrap the total length.
+        if ((FragmentOffset & 7) != 0 || (uint)FragmentOffset > MaxFragmentOffset)
+            throw new ArgumentOutOfRangeException(nameof(FragmentOffset), FragmentOffset, $"fragment offset must be a multiple of 8 in 0..{MaxFragmentOffset}");
+        if ((uint)PayloadLength > ushort.MaxValue - Length)
+            throw new ArgumentOutOfRangeException(nameof(PayloadLength), PayloadLength, $"payload must be 0..{ushort.MaxValue - Length} bytes");
         destination[0] = 0x45;
         destination[1] = TypeOfService;
-        BinaryPrimitives.WriteUInt16BigEndian(destination[2..], checked((ushort)(Length + PayloadLength)));
+        BinaryPrimitives.WriteUInt16BigEndian(destination[2..], (ushort)(Length + PayloadLength));
         BinaryPrimitives.WriteUInt16BigEndian(destination[4..], Identification);
         int flags = (DontFragment ? 0x4000 : 0) | (MoreFragments ? 0x2000 : 0) | (FragmentOffset / 8);
         BinaryPrimitives.WriteUInt16BigEndian(destination[6..], (ushort)flags);

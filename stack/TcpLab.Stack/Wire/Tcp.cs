@@ -126,7 +126,10 @@ public struct TcpHeader
         BinaryPrimitives.WriteUInt16BigEndian(segment[16..], (ushort)InternetChecksum.Fold(pseudo));
     }
 
-    /// <summary>Flags as tcpdump prints them: "S", "S.", "P.", "F.", "R.", "." for a bare ACK.</summary>
+    /// <summary>
+    /// Flags as tcpdump prints them: "S", "S.", "P.", "F.", "R.", "." for a bare ACK, in the order
+    /// of its tcp_flag_values table (F S R P . U E W), so an ECN SYN-ACK is "S.E".
+    /// </summary>
     public static string FormatFlags(TcpFlags flags)
     {
         Span<char> s = stackalloc char[8];
@@ -135,10 +138,10 @@ public struct TcpHeader
         if ((flags & TcpFlags.Syn) != 0) s[n++] = 'S';
         if ((flags & TcpFlags.Rst) != 0) s[n++] = 'R';
         if ((flags & TcpFlags.Psh) != 0) s[n++] = 'P';
+        if ((flags & TcpFlags.Ack) != 0) s[n++] = '.';
         if ((flags & TcpFlags.Urg) != 0) s[n++] = 'U';
         if ((flags & TcpFlags.Ece) != 0) s[n++] = 'E';
         if ((flags & TcpFlags.Cwr) != 0) s[n++] = 'W';
-        if ((flags & TcpFlags.Ack) != 0) s[n++] = '.';
         return n == 0 ? "none" : new string(s[..n]);
     }
 }

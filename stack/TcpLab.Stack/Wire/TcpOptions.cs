@@ -103,9 +103,12 @@ public struct TcpOptions : IEquatable<TcpOptions>
         SackBlocks[SackBlockCount++] = block;
     }
 
+    /// <summary>Sets a cookie (even length 4..16) or, with an empty one, a cookie request (RFC 7413 4.1.1).</summary>
     public void SetFastOpenCookie(ReadOnlySpan<byte> cookie, FastOpenEncoding encoding = FastOpenEncoding.Rfc7413)
     {
-        if (cookie.Length > MaxFastOpenCookie) throw new ArgumentException("cookie longer than 16 bytes", nameof(cookie));
+        // Write pads with two NOPs to a word boundary, which only an even length reaches.
+        if (!IsValidCookieLength(cookie.Length))
+            throw new ArgumentException($"a Fast Open cookie is empty or 4..16 bytes of even length, not {cookie.Length}", nameof(cookie));
         FastOpen = encoding;
         FastOpenCookieLength = cookie.Length;
         cookie.CopyTo(FastOpenCookie);
@@ -172,11 +175,14 @@ public struct TcpOptions : IEquatable<TcpOptions>
     /// </summary>
     private void ParseFastOpen(ReadOnlySpan<byte> cookie, FastOpenEncoding encoding)
     {
-        if (cookie.Length == 0 || (cookie.Length >= MinFastOpenCookie && cookie.Length <= MaxFastOpenCookie && cookie.Length % 2 == 0))
+        if (IsValidCookieLength(cookie.Length))
             SetFastOpenCookie(cookie, encoding);
         else
             SawMalformed = true;
     }
+
+    private static bool IsValidCookieLength(int length) =>
+        length == 0 || (length >= MinFastOpenCookie && length <= MaxFastOpenCookie && length % 2 == 0);
 
     /// <summary>Bytes <see cref="Write"/> will produce: always a multiple of 4.</summary>
     public readonly int EncodedLength
@@ -279,9 +285,16 @@ public struct TcpOptions : IEquatable<TcpOptions>
 
     public override readonly bool Equals(object? obj) => obj is TcpOptions o && Equals(o);
 
-    public override readonly int GetHashCode() => HashCode.Combine(Mss, WindowScale, TsVal, SackBlockCount, FastOpenCookieLength);
+    /// <summary>Hashes only what <see cref="Equals(TcpOptions)"/> compares: a value left in an absent field must not count.</summary>
+    public override readonly int GetHashCode() =>
+        HashCode.Combine(HasMss ? Mss : -1, HasWindowScale ? WindowScale : -1, HasTimestamp ? HashCode.Combine(TsVal, TsEcr) : -1,
+                         SackPermitted, SackBlockCount, FastOpen, FastOpenCookieLength);
 
-    /// <summary>As tcpdump prints them: "mss 1460,sackOK,TS val 1 ecr 0,nop,wscale 7" without the NOPs.</summary>
+    /// <summary>
+    /// As tcpdump -v prints them (print-tcp.c), without the NOPs:
+    /// "mss 1460,sackOK,TS val 1 ecr 0,wscale 7", "sack 2 {l:r}{l:r}", "tfo  cookie 0a0b0c0d"
+    /// (two spaces, as tcpdump has them for kind 34), "exp-tfo cookiereq" for kind 254.
+    /// </summary>
     public override readonly string ToString()
     {
         var parts = new List<string>();
@@ -289,8 +302,13 @@ public struct TcpOptions : IEquatable<TcpOptions>
         if (SackPermitted) parts.Add("sackOK");
         if (HasTimestamp) parts.Add($"TS val {TsVal} ecr {TsEcr}");
         if (HasWindowScale) parts.Add($"wscale {WindowScale}");
-        foreach (SackBlock b in Sacks) parts.Add($"sack {b.Left}:{b.Right}");
-        if (FastOpen != FastOpenEncoding.None) parts.Add(FastOpenCookieLength == 0 ? "tfo cookiereq" : $"tfo cookie {Convert.ToHexStringLower(Cookie)}");
+        if (SackBlockCount > 0)
+            parts.Add($"sack {SackBlockCount} " + string.Concat(Sacks.ToArray().Select(b => $"{{{b.Left}:{b.Right}}}")));
+        if (FastOpen != FastOpenEncoding.None)
+        {
+            string name = FastOpen == FastOpenEncoding.Experimental ? "exp-tfo" : "tfo ";
+            parts.Add(FastOpenCookieLength == 0 ? $"{name} cookiereq" : $"{name} cookie {Convert.ToHexStringLower(Cookie)}");
+        }
         return string.Join(",", parts);
     }
 }

@@ -13,7 +13,10 @@ public enum WireError : byte
     BadVersion,
     /// <summary>IPv4 IHL below 5 or past the datagram.</summary>
     BadHeaderLength,
-    /// <summary>IPv4 total length below the header length or above the bytes received.</summary>
+    /// <summary>
+    /// IPv4 total length below the header length. (Above the bytes received is <see cref="Truncated"/>,
+    /// as Linux counts it apart: InTruncatedPkts, not InHdrErrors.)
+    /// </summary>
     BadTotalLength,
     /// <summary>Header (IPv4) or message (ICMP, TCP with the pseudo-header) checksum is wrong.</summary>
     BadChecksum,
