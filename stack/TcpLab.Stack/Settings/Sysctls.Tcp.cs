@@ -1,6 +1,6 @@
 namespace TcpLab.Stack.Settings;
 
-/// <summary>TCP parameters (net.ipv4.tcp_*, net.core.somaxconn), defaults of Linux 6.12.</summary>
+/// <summary>TCP parameters (net.ipv4.tcp_*, net.core.somaxconn), defaults of a current kernel (checked on 6.18).</summary>
 public sealed partial class Sysctls
 {
     // ----- Connection establishment -----
@@ -101,9 +101,12 @@ public sealed partial class Sysctls
 
     // ----- Buffers and ACKs -----
 
-    /// <summary>Receive buffer min, default, max in bytes.</summary>
+    /// <summary>
+    /// Receive buffer min, default, max in bytes. The max is 32 MiB on current kernels (as read
+    /// from Linux 6.18 here); kernels before 6.14 used 6 MiB, which makes the window scale 7 instead of 10.
+    /// </summary>
     [Sysctl("net.ipv4.tcp_rmem", Min = 4096)]
-    public int[] TcpRmem { get; set; } = [4096, 131072, 6291456];
+    public int[] TcpRmem { get; set; } = [4096, 131072, 33554432];
 
     /// <summary>Send buffer min, default, max in bytes.</summary>
     [Sysctl("net.ipv4.tcp_wmem", Min = 1)]

@@ -78,7 +78,7 @@ public class SocketApiTests
         Task attempt = net.Loop.Spawn(async () =>
         {
             using var socket = new TcpSocket(net.Client);
-            try { await socket.ConnectAsync(Wire.Ipv4Address.Parse("10.0.0.99"), 80); }
+            try { await socket.ConnectAsync(TcpLab.Stack.Wire.Ipv4Address.Parse("10.0.0.99"), 80); }
             finally { failedAt = net.Loop.Now.TotalSeconds; }
         });
         net.RunUntil(10);

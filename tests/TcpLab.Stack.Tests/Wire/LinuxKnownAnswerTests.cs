@@ -76,7 +76,7 @@ public class LinuxKnownAnswerTests
     public void Tcp_segment_is_what_tcpdump_printed_and_rewrites_to_the_kernels_bytes(string capture, int number)
     {
         CapturedFrame f = Frame(capture, number);
-        TcpText expected = Tcp(f);
+        TcpText expected = LinuxCaptures.Tcp(f);
         Assert.True(expected.ChecksumCorrect, $"{f}: tcpdump found the kernel's checksum wrong; recapture with checksum offload off");
 
         Assert.Equal(WireError.None, Ipv4Packet.TryParse(f.Bytes.AsSpan(EthernetFrame.HeaderLength), out Ipv4Packet ip));
@@ -150,7 +150,7 @@ public class LinuxKnownAnswerTests
 
     private static TcpHeader ReadTcp(CapturedFrame f, out TcpText text, out byte[] payload)
     {
-        text = Tcp(f);
+        text = LinuxCaptures.Tcp(f);
         Assert.Equal(WireError.None, Ipv4Packet.TryParse(f.Bytes.AsSpan(EthernetFrame.HeaderLength), out Ipv4Packet ip));
         Assert.Equal(WireError.None, TcpSegment.TryParse(ip.Payload, out TcpSegment segment));
         Assert.Equal(WireError.None, TcpHeader.Read(segment, out TcpHeader header));
