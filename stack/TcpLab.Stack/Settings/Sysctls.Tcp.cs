@@ -103,7 +103,7 @@ public sealed partial class Sysctls
 
     /// <summary>
     /// Receive buffer min, default, max in bytes. The max is 32 MiB on current kernels (as read
-    /// from Linux 6.18 here); kernels before 6.14 used 6 MiB, which makes the window scale 7 instead of 10.
+    /// from Linux 6.18 here); 6.12 and older used 6 MiB, which makes the window scale 7 instead of 10.
     /// </summary>
     [Sysctl("net.ipv4.tcp_rmem", Min = 4096)]
     public int[] TcpRmem { get; set; } = [4096, 131072, 33554432];
