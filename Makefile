@@ -12,15 +12,16 @@ build:
 	$(DOTNET) build TcpLab.sln -c $(CONFIG) -nologo -v q
 
 run: build
-	$(LAB) demo
+	$(LAB) run --out out
 
 test: deps build
 	$(DOTNET) test TcpLab.sln -c $(CONFIG) --no-build -nologo
 
-# Debian packages the tests use (tshark reads our pcapng, iproute2 builds namespaces).
+# Debian packages the tests use (tshark reads our pcapng, iproute2 builds namespaces,
+# ping and curl are the Linux clients of the interop tests).
 # Installed only when missing and only if we may (root + apt-get); otherwise the tests
 # that need them skip with a message saying what is missing.
-DEB_PACKAGES = iproute2 tshark tcpdump iptables python3
+DEB_PACKAGES = iproute2 iputils-ping tshark tcpdump iptables python3 curl
 deps:
 	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \

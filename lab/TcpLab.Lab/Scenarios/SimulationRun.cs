@@ -82,11 +82,9 @@ public static class SimulationRun
         return result;
     }
 
-    /// <summary>DIR/NAME for the documents' variant, DIR/NAME/current-kernel for the other.</summary>
+    /// <summary>DIR/NAME/VARIANT (document or current-kernel).</summary>
     public static string ArtifactDirectory(Scenario scenario, Variant variant, RunOptions options) =>
-        variant.Name == "document"
-            ? Path.Combine(options.OutputDirectory, scenario.Name)
-            : Path.Combine(options.OutputDirectory, scenario.Name, variant.Name);
+        Path.Combine(options.OutputDirectory, scenario.Name, variant.Name);
 
     /// <summary>Kernel defaults, then the variant's "all" and per-host sysctls, then the user's overrides.</summary>
     public static Sysctls SysctlsFor(string host, Variant variant, SysctlOverrides overrides)
