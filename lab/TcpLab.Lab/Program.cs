@@ -5,7 +5,8 @@ using TcpLab.Stack.Settings;
 
 try
 {
-    return await LabCommandLine.Build().Parse(args).InvokeAsync();
+    // Our own handler below turns user errors into one line; anything else keeps its stack trace.
+    return await LabCommandLine.Build().Parse(args).InvokeAsync(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
 }
 catch (Exception e) when (e is SysctlException or ScenarioException or FileNotFoundException)
 {

@@ -64,7 +64,11 @@ public static class ScenarioCommands
     private static void Report(IReadOnlyList<ScenarioResult> results)
     {
         // Plain text when redirected (make run in CI, pipes): no colour codes in logs.
-        if (Console.IsOutputRedirected) AnsiConsole.Profile.Capabilities.Ansi = false;
+        if (Console.IsOutputRedirected)
+        {
+            AnsiConsole.Profile.Capabilities.Ansi = false;
+            AnsiConsole.Profile.Width = 120;   // not the 80 columns Spectre assumes without a terminal
+        }
         var table = new Table().AddColumns("Scenario", "Variant", "Result", "Expectations", "Experiment", "Run took");
         foreach (ScenarioResult r in results)
         {

@@ -38,10 +38,10 @@ public static class Artifacts
     {
         var text = new StringBuilder();
         text.AppendLine(CultureInfo.InvariantCulture, $"# {scenario.Name}: connection states over time ({string.Join(", ", scenario.Hosts.Select(h => $"{h.Name} {h.Address.Address}"))})");
-        var names = record.Sockets.Values.Where(s => s.Tuple is not null).ToDictionary(s => (s.Host, s.Tuple!.Value), s => s.Name);
+        var names = record.Sockets.Values.Where(s => s.ConnectionId is not null).ToDictionary(s => (s.Host, s.ConnectionId!.Value), s => s.Name);
         foreach (StateEvent e in record.States)
         {
-            string name = names.TryGetValue((e.Host, e.Tuple), out string? n) ? $" ({n})" : "";
+            string name = names.TryGetValue((e.Host, e.ConnectionId), out string? n) ? $" ({n})" : "";
             text.AppendLine(CultureInfo.InvariantCulture,
                 $"{e.At.TotalSeconds,12:F6}  {e.Host,-8} {e.Tuple.LocalAddress}:{e.Tuple.LocalPort} -> {e.Tuple.RemoteAddress}:{e.Tuple.RemotePort}{name}  {e.From.ToNetstatName()} -> {e.To.ToNetstatName()}");
         }

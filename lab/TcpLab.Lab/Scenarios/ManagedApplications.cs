@@ -18,10 +18,10 @@ internal sealed class ManagedApplications
     private readonly Dictionary<string, AppSocket> _sockets = new();
     private readonly List<Step> _waiting = new();   // steps whose time came but whose condition has not
 
-    private readonly Action<InjectStep> _inject;
+    private readonly Action<CraftedSegment> _inject;
 
     /// <param name="inject">Puts a crafted segment on the wire (the lab owns the wire, not the applications).</param>
-    public ManagedApplications(IReadOnlyDictionary<string, NetworkStack> stacks, RunRecord record, EventLoop loop, Action<InjectStep> inject)
+    public ManagedApplications(IReadOnlyDictionary<string, NetworkStack> stacks, RunRecord record, EventLoop loop, Action<CraftedSegment> inject)
     {
         _inject = inject;
         _stacks = stacks;
@@ -80,9 +80,20 @@ internal sealed class ManagedApplications
                 Socket(action.Socket).Do(action.Action);
                 break;
             case InjectStep inject:
-                _inject(inject);
+                _inject(Craft(inject));
                 break;
         }
+    }
+
+    private CraftedSegment Craft(InjectStep step)
+    {
+        if (step.IntoSocket is not { } name)
+            return new(_stacks[step.Host].Interfaces[0].Address.Address, step.FromPort, step.To, step.Port, step.Flags, step.Seq, step.Ack);
+        // From the socket's peer, in its window: the sequence number it expects next, acknowledging all it sent.
+        TcpConnection connection = Socket(name).Connection;
+        FourTuple tuple = connection.Tuple;
+        return new(tuple.RemoteAddress, tuple.RemotePort, tuple.LocalAddress, tuple.LocalPort, step.Flags,
+                   (connection.ReceiveNext + step.Seq).Value, connection.SendNext.Value);
     }
 
     private void Listen(ListenStep step)
@@ -117,6 +128,7 @@ internal sealed class ManagedApplications
     {
         NamedSocket record = _record.Socket(name, host);
         record.Tuple = connection.Tuple;
+        record.ConnectionId = connection.ConnectionId;
         var socket = new AppSocket(this, connection, record);
         _sockets[name] = socket;
         socket.ReadAvailable();

@@ -39,8 +39,8 @@ public sealed class RecordedFrame
     public int PayloadLength { get; }
 }
 
-/// <summary>A connection changed state, on one host.</summary>
-public sealed record StateEvent(TimeSpan At, string Host, FourTuple Tuple, TcpState From, TcpState To);
+/// <summary>A connection (<see cref="ConnectionId"/> tells two connections on one tuple apart) changed state, on one host.</summary>
+public sealed record StateEvent(TimeSpan At, string Host, FourTuple Tuple, long ConnectionId, TcpState From, TcpState To);
 
 /// <summary>
 /// Everything a run leaves behind that expectations and artifacts need: frames at the capture
@@ -77,28 +77,16 @@ public sealed class RunRecord
         return true;
     }
 
-    private FourTuple? TupleOf(string socket) => _sockets.TryGetValue(socket, out NamedSocket? s) ? s.Tuple : null;
+    private IEnumerable<StateEvent> EventsOf(string socket) =>
+        _sockets.TryGetValue(socket, out NamedSocket? s) && s.ConnectionId is { } id
+            ? States.Where(e => e.Host == s.Host && e.ConnectionId == id)
+            : [];
 
     /// <summary>Every state the socket's connection entered, in order, starting with its first (SYN_SENT or SYN_RECV).</summary>
-    public IReadOnlyList<TcpState> StatePath(string socket)
-    {
-        if (TupleOf(socket) is not { } tuple) return [];
-        string host = _sockets[socket].Host;
-        return States.Where(s => s.Host == host && s.Tuple == tuple).Select(s => s.To).ToList();
-    }
+    public IReadOnlyList<TcpState> StatePath(string socket) => EventsOf(socket).Select(e => e.To).ToList();
 
-    public TcpState StateAt(string socket, TimeSpan at)
-    {
-        if (TupleOf(socket) is not { } tuple) return TcpState.Closed;
-        string host = _sockets[socket].Host;
-        TcpState state = TcpState.Closed;
-        foreach (StateEvent e in States)
-        {
-            if (e.At > at) break;
-            if (e.Host == host && e.Tuple == tuple) state = e.To;
-        }
-        return state;
-    }
+    public TcpState StateAt(string socket, TimeSpan at) =>
+        EventsOf(socket).LastOrDefault(e => e.At <= at)?.To ?? TcpState.Closed;
 
     public (Errno Error, TimeSpan? At) ErrorOf(string socket) =>
         _sockets.TryGetValue(socket, out NamedSocket? s) ? (s.Error, s.ErrorAt) : (Errno.None, null);
@@ -126,6 +114,8 @@ public sealed class NamedSocket(string name, string host)
     public string Name { get; } = name;
     public string Host { get; } = host;
     public FourTuple? Tuple { get; set; }
+    /// <summary>The connection's <see cref="TcpLab.Stack.Tcp.TcpFlow.ConnectionId"/> on its host, once it exists.</summary>
+    public long? ConnectionId { get; set; }
     public Errno Error { get; private set; }
     public TimeSpan? ErrorAt { get; private set; }
 

@@ -86,8 +86,30 @@ public sealed record ListenStep(string Host, TimeSpan At, StateCondition? When, 
 /// <summary>connect() to a host of the scenario or to a bare address (which may belong to nobody).</summary>
 public sealed record ConnectStep(string Host, TimeSpan At, StateCondition? When, int Line, Ipv4Address Target, ushort Port, string Socket, ushort LocalPort, SocketOptionsSpec Options) : Step(Host, At, When, Line);
 
-/// <summary>A hand-made TCP segment put on the wire as if <see cref="Host"/> sent it (e.g. SYN+FIN, no flags).</summary>
-public sealed record InjectStep(string Host, TimeSpan At, StateCondition? When, int Line, Ipv4Address To, ushort Port, ushort FromPort, TcpFlags Flags, uint Seq, uint Ack) : Step(Host, At, When, Line);
+/// <summary>
+/// A hand-made TCP segment put on the wire as if <see cref="Step.Host"/> sent it (e.g. SYN+FIN,
+/// no flags). With <see cref="IntoSocket"/> it belongs to that socket's connection: it comes
+/// from the socket's peer, with the sequence number the socket expects next (plus
+/// <see cref="Seq"/>) and acknowledging what the socket has sent; otherwise it goes to
+/// <see cref="To"/>:<see cref="Port"/> from <see cref="FromPort"/> with the numbers given.
+/// </summary>
+public sealed record InjectStep(string Host, TimeSpan At, StateCondition? When, int Line, TcpFlags Flags, uint Seq, uint Ack) : Step(Host, At, When, Line)
+{
+    public Ipv4Address To { get; init; }
+    public ushort Port { get; init; }
+    public ushort FromPort { get; init; }
+    public string? IntoSocket { get; init; }
+}
+
+/// <summary>A crafted segment with every field resolved, ready for the wire.</summary>
+public sealed record CraftedSegment(Ipv4Address From, ushort FromPort, Ipv4Address To, ushort ToPort, TcpFlags Flags, uint Seq, uint Ack)
+{
+    public TcpHeader ToHeader() => new()
+    {
+        SourcePort = FromPort, DestinationPort = ToPort, SequenceNumber = Seq, AcknowledgmentNumber = Ack,
+        Flags = Flags, Window = 1024,
+    };
+}
 
 /// <summary>send(): text, or a count of deterministic bytes.</summary>
 public sealed record SendStep(string Host, TimeSpan At, StateCondition? When, int Line, string Socket, byte[] Data) : Step(Host, At, When, Line);

@@ -36,6 +36,7 @@ public sealed partial class ScenarioReader
     private readonly string _file;
     private readonly Dictionary<string, (Ipv4Cidr Address, HostKind Kind, int Line)> _hosts = new();
     private readonly Dictionary<string, string> _sockets = new();   // socket name -> host
+    private readonly Dictionary<string, string> _acceptNames = new();   // accept-as name -> host (also names NAME2, NAME3, ...)
 
     private ScenarioReader(string file) => _file = file;
 
@@ -197,7 +198,7 @@ public sealed partial class ScenarioReader
 
     // ----- Steps -----
 
-    private static readonly string[] Actions = ["listen", "connect", "send", "send-bytes", "shutdown", "close", "abort", "stop-reading", "resume-reading", "inject"];
+    private static readonly string[] Actions = ["listen", "connect", "send", "send-bytes", "shutdown", "close", "abort", "stop-reading", "resume-reading", "inject", "inject-into"];
 
     private Step ReadStep(YamlNode node)
     {
@@ -210,7 +211,7 @@ public sealed partial class ScenarioReader
         StateCondition? when = Optional<YamlScalarNode>(step, "when") is { } whenNode ? Condition(whenNode) : null;
         YamlScalarNode value = Required<YamlScalarNode>(step, action);
         int line = Line(step);
-        if (action == "inject") return ReadInject(step, value, at, when, line);
+        if (action is "inject" or "inject-into") return ReadInject(step, action, value, at, when, line);
         switch (action)
         {
             case "listen":
@@ -219,7 +220,7 @@ public sealed partial class ScenarioReader
                 ushort port = (ushort)Integer(value, 1, 65535);
                 int backlog = Optional<YamlScalarNode>(step, "backlog") is { } b ? Integer(b, 0, 65535) : 128;
                 string? acceptAs = Optional<YamlScalarNode>(step, "accept-as")?.Value;
-                if (acceptAs is not null) _sockets[acceptAs] = host;
+                if (acceptAs is not null) _sockets[acceptAs] = _acceptNames[acceptAs] = host;
                 return new ListenStep(host, at, when, line, port, backlog, acceptAs, ReadOptions(Optional<YamlMappingNode>(step, "options")));
             }
             case "connect":
@@ -236,7 +237,7 @@ public sealed partial class ScenarioReader
             {
                 string socket = SocketOf(step);
                 byte[] data = action == "send" ? Encoding.UTF8.GetBytes(Text(value)) : PatternBytes(Integer(value, 1, int.MaxValue));
-                return new SendStep(_sockets[socket], at, when, line, socket, data);
+                return new SendStep(SocketHost(socket), at, when, line, socket, data);
             }
             default:
             {
@@ -250,7 +251,7 @@ public sealed partial class ScenarioReader
                 };
                 string socket = Text(value);
                 RequireSocket(socket, value);
-                return new SocketStep(_sockets[socket], at, when, line, socket, kind);
+                return new SocketStep(SocketHost(socket), at, when, line, socket, kind);
             }
         }
     }
@@ -268,19 +269,30 @@ public sealed partial class ScenarioReader
         return (address, (ushort)Integer(new YamlScalarNode(text[(colon + 1)..]), 1, 65535, node));
     }
 
-    /// <summary>inject: "server:8888" with tcp: SF, seq:, ack:, from-port: — a crafted segment from the step's host.</summary>
-    private InjectStep ReadInject(YamlMappingNode step, YamlScalarNode value, TimeSpan at, StateCondition? when, int line)
+    /// <summary>
+    /// inject: "server:8888" with tcp: SF, seq:, ack:, from-port: — a crafted segment from the
+    /// step's host; inject-into: SOCKET with tcp: and an optional seq: offset — a segment of
+    /// that socket's connection, from its peer (the step's host must be that peer).
+    /// </summary>
+    private InjectStep ReadInject(YamlMappingNode step, string action, YamlScalarNode value, TimeSpan at, StateCondition? when, int line)
     {
         string host = HostOf(step);
-        var (to, port) = Endpoint(value);
         YamlScalarNode flagsNode = Required<YamlScalarNode>(step, "tcp");
         if (!TcpFlagMatch.TryParse(Text(flagsNode), out TcpFlagMatch flags, out string? problem) || flags.ContainsAll)
             throw Error(flagsNode, $"tcp flags '{flagsNode.Value}': {problem ?? "give the exact flags, e.g. SF or none"}");
         uint Number(string key) => Optional<YamlScalarNode>(step, key) is { } n
             ? uint.TryParse(Text(n), NumberStyles.None, CultureInfo.InvariantCulture, out uint v) ? v : throw Error(n, $"{key}: a 32-bit number")
             : 0;
+        if (action == "inject-into")
+        {
+            if ((Optional<YamlScalarNode>(step, "ack") ?? Optional<YamlScalarNode>(step, "from-port")) is { } extra)
+                throw Error(extra, "inject-into takes its ports and ack from the socket's connection; only tcp: and seq: (an offset) apply");
+            RequireSocket(Text(value), value);
+            return new InjectStep(host, at, when, line, flags.Flags, Number("seq"), 0) { IntoSocket = Text(value) };
+        }
+        var (to, port) = Endpoint(value);
         ushort fromPort = Optional<YamlScalarNode>(step, "from-port") is { } fp ? (ushort)Integer(fp, 1, 65535) : (ushort)40000;
-        return new InjectStep(host, at, when, line, to, port, fromPort, flags.Flags, Number("seq"), Number("ack"));
+        return new InjectStep(host, at, when, line, flags.Flags, Number("seq"), Number("ack")) { To = to, Port = port, FromPort = fromPort };
     }
 
     /// <summary>Deterministic payload bytes for send-bytes: the same on every run and host.</summary>
@@ -308,8 +320,19 @@ public sealed partial class ScenarioReader
 
     private void RequireSocket(string name, YamlNode node)
     {
-        if (!_sockets.ContainsKey(name))
+        if (FindSocketHost(name) is null)
             throw Error(node, $"unknown socket '{name}': name it first with connect ... as: {name}, or listen ... accept-as: {name}");
+    }
+
+    private string SocketHost(string name) => FindSocketHost(name)!;
+
+    /// <summary>The host of a named socket; the second and later connections a listener accepts are NAME2, NAME3, ...</summary>
+    private string? FindSocketHost(string name)
+    {
+        if (_sockets.TryGetValue(name, out string? host)) return host;
+        int digits = name.Length - name.AsSpan().TrimEnd("0123456789").Length;
+        if (digits == 0 || digits == name.Length || name[^digits] == '0' || name[^digits..] == "1") return null;
+        return _acceptNames.GetValueOrDefault(name[..^digits]);
     }
 
     private StateCondition Condition(YamlScalarNode node)

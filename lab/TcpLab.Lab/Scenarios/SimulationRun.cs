@@ -51,18 +51,14 @@ public static class SimulationRun
             {
                 NetworkStack stack = lab.AddHost(host.Name, host.Address, SysctlsFor(host.Name, variant, options.Overrides));
                 string name = host.Name;
-                stack.Tcp.StateChanged += change => record.States.Add(new StateEvent(change.At - Instant.Zero, name, change.Tuple, change.From, change.To));
+                stack.Tcp.StateChanged += change => record.States.Add(new StateEvent(change.At - Instant.Zero, name, change.Tuple, change.ConnectionId, change.From, change.To));
                 stacks.Add(host.Name, stack);
             }
             var injector = new SegmentInjector(lab.Wire);
-            var applications = new ManagedApplications(stacks, record, lab.Loop, inject =>
+            var applications = new ManagedApplications(stacks, record, lab.Loop, segment =>
             {
-                NetworkStack target = stacks.Values.First(h => h.Interfaces[0].Address.Address == inject.To);
-                injector.Send(addresses[inject.Host], inject.To, target.Interfaces[0].Mac, new TcpHeader
-                {
-                    SourcePort = inject.FromPort, DestinationPort = inject.Port, SequenceNumber = inject.Seq,
-                    AcknowledgmentNumber = inject.Ack, Flags = inject.Flags, Window = 1024,
-                });
+                NetworkStack target = stacks.Values.First(h => h.Interfaces[0].Address.Address == segment.To);
+                injector.Send(segment.From, segment.To, target.Interfaces[0].Mac, segment.ToHeader());
             });
             applications.Schedule(scenario.Steps);
             foreach (TimeSpan at in scenario.Snapshots)

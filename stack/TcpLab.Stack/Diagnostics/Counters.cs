@@ -87,6 +87,8 @@ public enum DropReason
     TcpNoSocket,
     /// <summary>TCP segment with an invalid flag combination (SYN+FIN, no flags, FIN without ACK, ...).</summary>
     TcpFlags,
+    /// <summary>SYN in a synchronized state, answered by an RFC 5961 challenge ACK (SKB_DROP_REASON_TCP_INVALID_SYN).</summary>
+    TcpInvalidSyn,
     /// <summary>TCP segment outside the receive window (SKB_DROP_REASON_TCP_INVALID_SEQUENCE / OLD_DATA).</summary>
     TcpInvalidSequence,
     /// <summary>TCP ACK of data never sent, or too old (SKB_DROP_REASON_TCP_TOO_OLD_ACK / ACK_UNSENT_DATA).</summary>

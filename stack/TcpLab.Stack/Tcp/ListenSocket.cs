@@ -113,13 +113,13 @@ public sealed class ListenSocket
             }
         }
 
-        var request = new RequestSocket(this, tuple) { Irs = syn.Seq };
+        var request = new RequestSocket(this, tuple) { Irs = syn.Seq, ConnectionId = Tcp.NewConnectionId() };
         NegotiateOptions(request, syn);
         request.Iss = isn is { } fromTimeWait ? new SeqNum(fromTimeWait) : Tcp.NewIsn(tuple);
         SynQueueLength++;
         YoungRequests++;
         Tcp.AddFlow(request);
-        Tcp.NotifyStateChange(tuple, TcpState.Listen, TcpState.SynReceived);
+        Tcp.NotifyStateChange(request, TcpState.Listen, TcpState.SynReceived);
         request.Timer.Arm(Tcp.Deadline(request.Timeout));
         request.SendSynAck(new PacketCause(CauseCode.TcpSynAck));
     }
@@ -310,7 +310,7 @@ public sealed class ListenSocket
     {
         RemoveRequest(request);
         Tcp.RemoveFlow(request);
-        Tcp.NotifyStateChange(request.Tuple, TcpState.SynReceived, TcpState.Closed);
+        Tcp.NotifyStateChange(request, TcpState.SynReceived, TcpState.Closed);
         if (countAsDrop) ListenDrop();
     }
 

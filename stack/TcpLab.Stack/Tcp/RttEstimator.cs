@@ -43,7 +43,9 @@ public sealed class RttEstimator
     /// <summary>Feeds one RTT measurement; <paramref name="sndUna"/> and <paramref name="sndNxt"/> pace the rttvar decay.</summary>
     public void AddSample(TimeSpan sample, SeqNum sndUna, SeqNum sndNxt)
     {
-        long m = Math.Max(1, (long)sample.TotalMicroseconds);
+        // A 0 us sample is taken as it is (the srtt floor below is 1/8 us, as in Linux),
+        // so a zero-delay simulated wire gets exactly rto_min, as a real kernel would.
+        long m = Math.Max(0, (long)sample.TotalMicroseconds);
         long rtoMinUs = (long)RtoMin.TotalMicroseconds;
         if (sample < MinRtt) MinRtt = sample;
         if (_srtt8 != 0)

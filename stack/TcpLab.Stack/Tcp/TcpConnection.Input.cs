@@ -399,7 +399,7 @@ public sealed partial class TcpConnection
         Counters.Increment(Mib.TcpInErrs);
         Counters.Increment(Mib.TcpExtTCPSYNChallenge);
         SendChallengeAck();
-        Counters.Drop(DropReason.TcpFlags);
+        Counters.Drop(DropReason.TcpInvalidSyn);
     }
 
     /// <summary>tcp_send_challenge_ack: per-connection rate limit, then the host-wide RFC 5961 quota.</summary>

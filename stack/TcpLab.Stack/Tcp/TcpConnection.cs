@@ -177,6 +177,7 @@ public sealed partial class TcpConnection : TcpFlow
     {
         var c = new TcpConnection(tcp, request.Tuple, options, TcpState.SynReceived)
         {
+            ConnectionId = request.ConnectionId,
             Iss = request.Iss,
             Irs = request.Irs,
             TimestampsOk = request.TimestampsOk,
@@ -250,7 +251,7 @@ public sealed partial class TcpConnection : TcpFlow
         if (from == to) return;
         if (to == TcpState.Closed && from is TcpState.Established or TcpState.CloseWait) Counters.Increment(Mib.TcpEstabResets);
         _state = to;
-        _tcp.NotifyStateChange(Tuple, from, to);
+        _tcp.NotifyStateChange(this, from, to);
         Observer?.OnStateChanged(this, from, to);
     }
 
@@ -300,7 +301,7 @@ public sealed partial class TcpConnection : TcpFlow
         _state = TcpState.Closed;
         _receiveShutdown = _sendShutdown = true;
         // One transition for observers: the tuple moves on as TIME_WAIT (or FIN_WAIT_2).
-        _tcp.NotifyStateChange(Tuple, from, substate);
+        _tcp.NotifyStateChange(this, from, substate);
         Observer?.OnStateChanged(this, from, substate);
         Observer?.OnClosed(this);
     }

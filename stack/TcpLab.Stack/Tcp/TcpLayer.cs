@@ -8,7 +8,7 @@ using TcpLab.Stack.Wire;
 namespace TcpLab.Stack.Tcp;
 
 /// <summary>A connection (or request, or TIME_WAIT entry) changed state.</summary>
-public readonly record struct TcpStateChange(Instant At, FourTuple Tuple, TcpState From, TcpState To);
+public readonly record struct TcpStateChange(Instant At, FourTuple Tuple, long ConnectionId, TcpState From, TcpState To);
 
 /// <summary>
 /// TCP for one host: the tables that find a segment's socket (established hash with
@@ -88,7 +88,7 @@ public sealed class TcpLayer : IIpProtocolHandler
         ushort port = localPort != 0 ? CheckExplicitPort(local, localPort, remote, remotePort, ref reusable)
                                      : PickEphemeralPort(local, remote, remotePort, ref reusable);
         var tuple = new FourTuple(local, port, remote, remotePort);
-        var connection = new TcpConnection(this, tuple, options);
+        var connection = new TcpConnection(this, tuple, options) { ConnectionId = NewConnectionId() };
         if (reusable is not null)
         {
             // tcp_twsk_unique: take over the tuple with an ISN beyond anything the old
@@ -102,10 +102,15 @@ public sealed class TcpLayer : IIpProtocolHandler
         return connection;
     }
 
+    /// <summary>
+    /// A local port the application chose, bound as with SO_REUSEADDR (so TIME_WAIT entries on
+    /// it do not block the bind): connect() then fails as __inet_hash_connect() does for a bound
+    /// port whose 4-tuple is taken, with EADDRNOTAVAIL.
+    /// </summary>
     private ushort CheckExplicitPort(Ipv4Address local, ushort port, Ipv4Address remote, ushort remotePort, ref TimeWaitSocket? reusable)
     {
         if (!IsFree(new FourTuple(local, port, remote, remotePort), ref reusable))
-            throw new TcpException(Errno.EADDRINUSE, $"{local}:{port} -> {remote}:{remotePort} is in use");
+            throw new TcpException(Errno.EADDRNOTAVAIL, $"{local}:{port} -> {remote}:{remotePort} is in use");
         return port;
     }
 
@@ -266,10 +271,15 @@ public sealed class TcpLayer : IIpProtocolHandler
         if (_flows.TryGetValue(flow.Tuple, out TcpFlow? current) && ReferenceEquals(current, flow)) _flows.Remove(flow.Tuple);
     }
 
-    internal void NotifyStateChange(FourTuple tuple, TcpState from, TcpState to)
+    internal void NotifyStateChange(TcpFlow flow, TcpState from, TcpState to)
     {
-        if (from != to) StateChanged?.Invoke(new TcpStateChange(Now, tuple, from, to));
+        if (from != to) StateChanged?.Invoke(new TcpStateChange(Now, flow.Tuple, flow.ConnectionId, from, to));
     }
+
+    private long _lastConnectionId;
+
+    /// <summary>A serial number for a connection being born (an active open or a SYN received).</summary>
+    internal long NewConnectionId() => ++_lastConnectionId;
 
     // ----- Numbers -----
 

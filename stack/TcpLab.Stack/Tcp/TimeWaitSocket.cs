@@ -35,6 +35,7 @@ public sealed class TimeWaitSocket : TcpFlow
     internal TimeWaitSocket(TcpLayer tcp, TcpConnection connection, TcpState substate, TimeSpan timeout) : base(connection.Tuple)
     {
         _tcp = tcp;
+        ConnectionId = connection.ConnectionId;
         _substate = substate;
         _rcvNxt = connection.RcvNxt;
         _sndNxt = connection.SndNxt;
@@ -178,7 +179,7 @@ public sealed class TimeWaitSocket : TcpFlow
     {
         TcpState from = _substate;
         _substate = to;
-        _tcp.NotifyStateChange(Tuple, from, to);
+        _tcp.NotifyStateChange(this, from, to);
     }
 
     private void Expire() => Kill();
@@ -191,6 +192,6 @@ public sealed class TimeWaitSocket : TcpFlow
         _timer.Cancel();
         _tcp.RemoveFlow(this);
         _tcp.TimeWaitCount--;
-        _tcp.NotifyStateChange(Tuple, _substate, TcpState.Closed);
+        _tcp.NotifyStateChange(this, _substate, TcpState.Closed);
     }
 }

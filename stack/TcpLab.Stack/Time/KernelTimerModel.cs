@@ -32,7 +32,9 @@ public sealed class KernelTimerModel
         long nowTicks = now.Nanoseconds / tick;
         long delayNs = Math.Max(0, delay.Ticks * 100);
         long delayTicks = (delayNs + tick - 1) / tick;      // round up, like usecs_to_jiffies
-        long expires = nowTicks + delayTicks;
+        // A timer due this tick (a delayed ACK with ato 0) still waits for the next tick: the
+        // timer softirq runs on ticks, after whatever the current segment woke up.
+        long expires = nowTicks + Math.Max(delayTicks, 1);
         if (WheelSlack) expires = WheelExpiry(nowTicks, expires);
         return new Instant(expires * tick);
     }

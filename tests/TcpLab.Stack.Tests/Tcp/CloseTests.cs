@@ -98,12 +98,13 @@ public class CloseTests
         _net.RunUntil(1);
         client.Close();
         _net.RunUntil(2);
-        Assert.Equal(1.0, _clientStates.When(client.Tuple, TcpState.FinWait2), 6);   // the ACK of a FIN with ato 0 comes at once
+        // The ACK of a FIN with ato 0 waits only for the next 4 ms tick (tcp_send_delayed_ack: jiffies + 0).
+        Assert.Equal(1.004, _clientStates.When(client.Tuple, TcpState.FinWait2), 6);
         _net.Log.Segments.Clear();
 
         _net.RunUntil(200);
 
-        Assert.Equal(61.0, _clientStates.When(client.Tuple, TcpState.Closed), 6);
+        Assert.Equal(61.004, _clientStates.When(client.Tuple, TcpState.Closed), 6);   // tcp_fin_timeout from entering FIN_WAIT2
         Assert.Empty(_net.Log.From(TwoHosts.ClientIp));     // it goes silently
         Assert.Equal(TcpState.CloseWait, server.State);
     }

@@ -297,5 +297,7 @@ public class Rfc5961Tests
 
         Assert.Equal(TcpState.Established, _client.State);
         Assert.Equal("challenge ACK (RFC 5961)", Assert.Single(_net.Log.From(TwoHosts.ClientIp)).Comment);
+        Assert.Equal(1, _net.Client.Counters[DropReason.TcpInvalidSyn]);
+        Assert.Equal(0, _net.Client.Counters[DropReason.TcpFlags]);
     }
 }
