@@ -121,6 +121,22 @@ public static unsafe partial class LibC
     [LibraryImport(Library, EntryPoint = "recv", SetLastError = true)]
     public static partial nint Recv(FileDescriptor socket, byte* buffer, nuint length, int flags);
 
+    [LibraryImport(Library, EntryPoint = "send", SetLastError = true)]
+    public static partial nint Send(FileDescriptor socket, byte* buffer, nuint length, int flags);
+
+    // ---- linux/netlink.h, linux/sock_diag.h, linux/inet_diag.h ----
+
+    public const int AF_NETLINK = 16;
+    public const int NETLINK_SOCK_DIAG = 4;
+    public const ushort NLM_F_REQUEST = 0x1;
+    public const ushort NLM_F_DUMP = 0x300;     // NLM_F_ROOT | NLM_F_MATCH
+    public const ushort NLMSG_ERROR = 2;
+    public const ushort NLMSG_DONE = 3;
+    public const ushort SOCK_DIAG_BY_FAMILY = 20;
+    public const int NlMsgHeaderLength = 16;          // struct nlmsghdr
+    public const int InetDiagRequestLength = 56;      // struct inet_diag_req_v2
+    public const int InetDiagMessageLength = 72;      // struct inet_diag_msg
+
     // ---- net/if.h, linux/sockios.h ----
 
     public const int IFNAMSIZ = 16;

@@ -70,3 +70,40 @@ public static class TcpStateNames
         static string Normal(string name) => name.Replace("-", "").Replace("_", "").ToUpperInvariant();
     }
 }
+
+/// <summary>The kernel's own numbering and names of the states (include/net/tcp_states.h), as sock_diag and tracepoints report them.</summary>
+public static class LinuxTcpStates
+{
+    /// <summary>TCP_ESTABLISHED = 1 ... TCP_CLOSING = 11; TCP_NEW_SYN_RECV (12) is a request, SYN_RECV to us.</summary>
+    public static bool TryFromNumber(int number, out TcpState state)
+    {
+        state = number switch
+        {
+            1 => TcpState.Established,
+            2 => TcpState.SynSent,
+            3 or 12 => TcpState.SynReceived,
+            4 => TcpState.FinWait1,
+            5 => TcpState.FinWait2,
+            6 => TcpState.TimeWait,
+            7 => TcpState.Closed,
+            8 => TcpState.CloseWait,
+            9 => TcpState.LastAck,
+            10 => TcpState.Listen,
+            11 => TcpState.Closing,
+            _ => (TcpState)(-1),
+        };
+        return state >= 0;
+    }
+
+    /// <summary>"TCP_SYN_RECV", "TCP_CLOSE", ... as the inet_sock_set_state tracepoint prints them.</summary>
+    public static bool TryFromName(string name, out TcpState state)
+    {
+        if (name == "TCP_CLOSE")
+        {
+            state = TcpState.Closed;
+            return true;
+        }
+        state = default;
+        return name.StartsWith("TCP_", StringComparison.Ordinal) && TcpStateNames.TryParse(name[4..], out state);
+    }
+}
