@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Globalization;
 using System.Text;
+using TcpLab.Stack.Link.Capture;
 using TcpLab.Stack.Wire;
 
 namespace TcpLab.Lab.Trace;
@@ -20,13 +21,22 @@ public sealed class TcpdumpFormatter(TraceTime time = TraceTime.Absolute, bool a
     private readonly Dictionary<(Ipv4Address, ushort, Ipv4Address, ushort), (uint Seq, uint Ack)> _connections = new();
     private long? _firstTimestamp;
 
-    /// <summary>One line for a frame captured at <paramref name="unixNanoseconds"/>.</summary>
-    public string Format(long unixNanoseconds, ReadOnlySpan<byte> frame)
+    /// <summary>One line for an Ethernet frame captured at <paramref name="unixNanoseconds"/>.</summary>
+    public string Format(long unixNanoseconds, ReadOnlySpan<byte> frame) => Format(unixNanoseconds, LinkType.Ethernet, frame);
+
+    /// <summary>
+    /// One line for a frame of <paramref name="linkType"/>. Other link layers than Ethernet print
+    /// as tcpdump prints them without -e: the IPv4 line alone (for Linux cooked v2, tcpdump also
+    /// names the interface, which the file does not hold, so that is left out).
+    /// </summary>
+    public string Format(long unixNanoseconds, LinkType linkType, ReadOnlySpan<byte> frame)
     {
         var line = new StringBuilder(160);
         AppendTime(line, unixNanoseconds);
         line.Append(' ');
-        AppendFrame(line, frame);
+        if (linkType == LinkType.Ethernet) AppendFrame(line, frame);
+        else if (LinkLayer.TryGetIpv4(linkType, frame, out ReadOnlySpan<byte> datagram)) AppendIpv4(line, datagram);
+        else line.Append(CultureInfo.InvariantCulture, $"[|link-type {(ushort)linkType}] length {frame.Length}");
         return line.ToString();
     }
 
