@@ -1,0 +1,40 @@
+using TcpLab.Lab.Tests.Support;
+using TcpLab.Lab.Trace;
+
+namespace TcpLab.Lab.Tests.Trace;
+
+/// <summary>Our TCP analysis against tshark's, frame by frame, on captures made to show every label.</summary>
+public sealed class TcpAnalyzerTests : IDisposable
+{
+    private readonly string _directory = Directory.CreateTempSubdirectory("tcplab-analysis-").FullName;
+
+    public static TheoryData<string> SimulatedScenarios => new(AnalysisScenario.All.Select(s => s.Name));
+
+    [RequiresToolTheory("tshark")]
+    [MemberData(nameof(SimulatedScenarios))]
+    public void Labels_match_tshark_on_both_ends_of_a_simulated_transfer(string name)
+    {
+        AnalysisScenario scenario = AnalysisScenario.All.Single(s => s.Name == name);
+        var (clientView, serverView) = scenario.Capture(_directory);
+        var shown = TcpAnalysisFlags.None;
+        foreach (string capture in new[] { clientView, serverView })
+        {
+            var ours = AnalysisComparison.Ours(capture);
+            Assert.Equal(AnalysisComparison.Describe(AnalysisComparison.Tshark(capture)), AnalysisComparison.Describe(ours));
+            shown |= AnalysisComparison.Union(ours);
+        }
+        Assert.Equal(scenario.Expected, shown & scenario.Expected);
+    }
+
+    [RequiresToolFact("tshark")]
+    public void Labels_match_tshark_on_a_crafted_capture_with_one_byte_zero_window_probes_a_missed_segment_and_reused_ports()
+    {
+        string capture = Path.Combine(_directory, "crafted.pcapng");
+        CraftedCapture.Write(capture);
+        var ours = AnalysisComparison.Ours(capture);
+        Assert.Equal(AnalysisComparison.Describe(AnalysisComparison.Tshark(capture)), AnalysisComparison.Describe(ours));
+        Assert.Equal(CraftedCapture.Expected, AnalysisComparison.Union(ours) & CraftedCapture.Expected);
+    }
+
+    public void Dispose() => Directory.Delete(_directory, recursive: true);
+}
