@@ -70,7 +70,7 @@ public static class LabCommandLine
         };
         command.SetAction(result => CaptureDump.Run(result.GetValue(file)!,
             new DumpOptions(result.GetValue(relativeTime), result.GetValue(absoluteSeq), !result.GetValue(noAnalysis)),
-            Console.Out, Console.Error));
+            result.InvocationConfiguration.Output, result.InvocationConfiguration.Error));
         return command;
     }
 

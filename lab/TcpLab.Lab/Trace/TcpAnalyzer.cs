@@ -151,8 +151,9 @@ public sealed class TcpAnalyzer
 
     /// <summary>
     /// dissect_tcp, before the analysis: a SYN with a new ISN on a known 4-tuple starts a new
-    /// conversation; a SYN repeating the ISN rewinds nextseq (issue 17616). Both, and a SYN-ACK
-    /// with a new ISN, are flagged as reused ports.
+    /// conversation, flagged as reused ports, as is a SYN-ACK with a new ISN. A SYN repeating the
+    /// ISN is a retransmission: nextseq goes back to the contiguous edge, in case a RST moved it
+    /// (issue 17616). Wireshark 4.0 does not flag that one as reused ports; later versions do.
     /// </summary>
     private Conversation CheckReusedPorts(ConversationKey key, Conversation conversation, bool fromFirst, in Segment s, ref Result result)
     {
@@ -160,11 +161,15 @@ public sealed class TcpAnalyzer
         if (!sender.BaseSequenceKnown) return conversation;
         if ((s.Flags & (TcpFlags.Syn | TcpFlags.Ack)) == TcpFlags.Syn)
         {
+            if (s.Seq == sender.BaseSequence)
+            {
+                sender.NextSeq = sender.MaxSeqToBeAcked;
+                return conversation;
+            }
             result.Flags |= TcpAnalysisFlags.ReusedPorts;
-            if (s.Seq != sender.BaseSequence) return _conversations[key] = new Conversation();
-            sender.NextSeq = sender.MaxSeqToBeAcked;
+            return _conversations[key] = new Conversation();
         }
-        else if ((s.Flags & (TcpFlags.Syn | TcpFlags.Ack)) == (TcpFlags.Syn | TcpFlags.Ack) && s.Seq != sender.BaseSequence)
+        if ((s.Flags & (TcpFlags.Syn | TcpFlags.Ack)) == (TcpFlags.Syn | TcpFlags.Ack) && s.Seq != sender.BaseSequence)
         {
             result.Flags |= TcpAnalysisFlags.ReusedPorts;
             sender.BaseSequence = s.Seq;

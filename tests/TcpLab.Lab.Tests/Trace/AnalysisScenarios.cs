@@ -104,6 +104,8 @@ public sealed record AnalysisScenario(string Name, string[] Faults, int Bytes, T
         new("tail-loss", ["drop from=10.0.0.1 len=1.. nth=1"], 1000, TcpAnalysisFlags.Retransmission),
         // A copy of a data segment right behind it: the receiver has ACKed the original already,
         // so the copy reads as spurious, and the receiver answers it with a duplicate ACK.
+        // The first SYN lost on its way: the client's capture shows the SYN again, a retransmission.
+        new("syn-loss", ["drop from=10.0.0.1 tcp=S nth=1"], 1000, TcpAnalysisFlags.Retransmission),
         new("duplicate", ["duplicate 1 from=10.0.0.1 len=1.. nth=2"], 10_000,
             TcpAnalysisFlags.SpuriousRetransmission | TcpAnalysisFlags.DuplicateAck),
         new("reorder", ["reorder 1 from=10.0.0.1 len=1.. nth=2"], 10_000, TcpAnalysisFlags.OutOfOrder | TcpAnalysisFlags.LostSegment),

@@ -8,7 +8,8 @@ namespace TcpLab.Lab.Tests.Trace;
 /// <summary>
 /// A capture written segment by segment, for what neither the lab's stack nor Linux sends:
 /// 1-byte zero-window probes (Linux probes with an old sequence number, which Wireshark calls a
-/// keep-alive), a capture that misses a segment the receiver got, and a 4-tuple reused with a new ISN.
+/// keep-alive), a capture that misses a segment the receiver got, a 4-tuple reused with a new ISN,
+/// and a SYN retransmitted after a RST.
 /// </summary>
 internal sealed class CraftedCapture : IDisposable
 {
@@ -30,7 +31,7 @@ internal sealed class CraftedCapture : IDisposable
     /// <summary>The labels the scripted conversation of <see cref="Write"/> is meant to show.</summary>
     public const TcpAnalysisFlags Expected = TcpAnalysisFlags.WindowFull | TcpAnalysisFlags.ZeroWindow | TcpAnalysisFlags.ZeroWindowProbe
         | TcpAnalysisFlags.ZeroWindowProbeAck | TcpAnalysisFlags.WindowUpdate | TcpAnalysisFlags.LostSegment
-        | TcpAnalysisFlags.AckedUnseenSegment | TcpAnalysisFlags.ReusedPorts;
+        | TcpAnalysisFlags.AckedUnseenSegment | TcpAnalysisFlags.ReusedPorts | TcpAnalysisFlags.Retransmission;
 
     /// <summary>Writes the scripted conversation to <paramref name="path"/> (no window scaling, so windows read as sent).</summary>
     public static void Write(string path)
@@ -57,6 +58,13 @@ internal sealed class CraftedCapture : IDisposable
         capture.Segment(3000, fromClient: true, Syn, 90000, 0, 8192, 0);
         capture.Segment(3010, fromClient: false, SynAck, 70000, 90001, 4000, 0);
         capture.Segment(3020, fromClient: true, Ack, 90001, 70001, 8192, 0);
+        // Once more with another ISN; a RST far ahead, then the SYN again: a retransmission, and
+        // the data after it is in order (the SYN took nextseq back behind the RST).
+        capture.Segment(4000, fromClient: true, Syn, 200000, 0, 8192, 0);
+        capture.Segment(4010, fromClient: true, TcpFlags.Rst, 201000, 0, 0, 0);
+        capture.Segment(5000, fromClient: true, Syn, 200000, 0, 8192, 0);
+        capture.Segment(5010, fromClient: false, SynAck, 300000, 200001, 4000, 0);
+        capture.Segment(5020, fromClient: true, PushAck, 200001, 300001, 8192, 100);
     }
 
     private void Segment(int milliseconds, bool fromClient, TcpFlags flags, uint seq, uint ack, ushort window, int length)

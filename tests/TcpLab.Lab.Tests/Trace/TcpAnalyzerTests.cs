@@ -26,6 +26,29 @@ public sealed class TcpAnalyzerTests : IDisposable
         Assert.Equal(scenario.Expected, shown & scenario.Expected);
     }
 
+    /// <summary>What the kernel captures show between them (see tools/analysis-captures/capture.sh).</summary>
+    private const TcpAnalysisFlags ShownByLinux = TcpAnalysisFlags.DuplicateAck | TcpAnalysisFlags.FastRetransmission
+        | TcpAnalysisFlags.SpuriousRetransmission | TcpAnalysisFlags.Retransmission | TcpAnalysisFlags.WindowFull
+        | TcpAnalysisFlags.ZeroWindow | TcpAnalysisFlags.WindowUpdate | TcpAnalysisFlags.KeepAlive | TcpAnalysisFlags.KeepAliveAck;
+
+    internal static string[] LinuxCaptures =>
+        Directory.GetFiles(Path.Combine(AppContext.BaseDirectory, "Trace", "Captures"), "linux-*.pcap").Order().ToArray();
+
+    [RequiresToolFact("tshark")]
+    public void Labels_match_tshark_on_captures_of_the_Linux_kernel()
+    {
+        Assert.NotEmpty(LinuxCaptures);
+        var shown = TcpAnalysisFlags.None;
+        foreach (string capture in LinuxCaptures)
+        {
+            var ours = AnalysisComparison.Ours(capture);
+            Assert.Equal($"{Path.GetFileName(capture)}\n{AnalysisComparison.Describe(AnalysisComparison.Tshark(capture))}",
+                         $"{Path.GetFileName(capture)}\n{AnalysisComparison.Describe(ours)}");
+            shown |= AnalysisComparison.Union(ours);
+        }
+        Assert.Equal(ShownByLinux, shown & ShownByLinux);
+    }
+
     [RequiresToolFact("tshark")]
     public void Labels_match_tshark_on_a_crafted_capture_with_one_byte_zero_window_probes_a_missed_segment_and_reused_ports()
     {

@@ -1,0 +1,107 @@
+using System.CommandLine;
+using System.Text.RegularExpressions;
+using TcpLab.Lab.Cli;
+using TcpLab.Lab.Tests.Support;
+
+namespace TcpLab.Lab.Tests.Trace;
+
+/// <summary>`tcplab dump` through the command line: tcpdump's lines, Wireshark's labels, clear errors.</summary>
+public sealed partial class DumpCommandTests
+{
+    private static (int ExitCode, string Output, string Error) Dump(params string[] arguments)
+    {
+        var output = new StringWriter();
+        var error = new StringWriter();
+        int exit = LabCommandLine.Build().Parse(["dump", .. arguments]).Invoke(new InvocationConfiguration { Output = output, Error = error });
+        return (exit, output.ToString(), error.ToString());
+    }
+
+    private static string[] Lines(string text) => text.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+
+    /// <summary>Wireshark's labels as dump appends them: " [TCP ...]" any number of times, then the end of the line.</summary>
+    [GeneratedRegex(@"^( \[TCP [^\]]+\])*$")]
+    private static partial Regex LabelsOnly();
+
+    [RequiresToolFact("tcpdump")]
+    public void Prints_a_tcpdump_written_pcap_line_for_line_as_tcpdump_does_then_the_labels()
+    {
+        foreach (string capture in TcpAnalyzerTests.LinuxCaptures)
+        {
+            var (tcpdumpExit, tcpdumpOutput, _) = ExternalTools.Run("tcpdump", "-nn", "-r", capture);
+            Assert.Equal(0, tcpdumpExit);
+            string[] expected = Lines(tcpdumpOutput);
+
+            var (plainExit, plain, _) = Dump(capture, "--no-analysis");
+            Assert.Equal(0, plainExit);
+            Assert.Equal(expected, Lines(plain));
+
+            var (exit, analyzed, _) = Dump(capture);
+            Assert.Equal(0, exit);
+            string[] lines = Lines(analyzed);
+            Assert.Equal(expected.Length, lines.Length);
+            for (int i = 0; i < lines.Length; i++)
+            {
+                Assert.StartsWith(expected[i], lines[i]);
+                Assert.Matches(LabelsOnly(), lines[i][expected[i].Length..]);
+            }
+            Assert.Contains(lines, line => line.Contains("[TCP ", StringComparison.Ordinal));
+        }
+    }
+
+    [Fact]
+    public void Labels_follow_the_line_as_in_Wiresharks_Info_column()
+    {
+        string capture = TcpAnalyzerTests.LinuxCaptures.Single(c => c.EndsWith("linux-loss.pcap", StringComparison.Ordinal));
+        string[] lines = Lines(Dump(capture, "--relative-time").Output);
+        Assert.Contains(lines, line => line.EndsWith(", length 0 [TCP Dup ACK 22#1]", StringComparison.Ordinal));
+        Assert.Contains(lines, line => line.EndsWith(", length 1448 [TCP Fast Retransmission]", StringComparison.Ordinal));
+        Assert.StartsWith(" 00:00:00.000000 IP 10.77.240.1.", lines[0]);
+    }
+
+    [Fact]
+    public void A_file_that_is_not_a_capture_fails_with_a_message_and_no_stack_trace()
+    {
+        string path = Path.GetTempFileName();
+        try
+        {
+            File.WriteAllText(path, "this is not a capture file\n");
+            var (exit, output, error) = Dump(path);
+            Assert.Equal(1, exit);
+            Assert.Equal("", output);
+            Assert.Equal($"tcplab dump: {path}: not a readable pcap or pcapng file: file header at offset 0: magic 0x73696874 is neither pcap nor pcapng\n", error);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [Fact]
+    public void A_capture_cut_short_prints_the_whole_frames_then_fails()
+    {
+        string capture = TcpAnalyzerTests.LinuxCaptures[0];
+        string path = Path.GetTempFileName();
+        try
+        {
+            byte[] bytes = File.ReadAllBytes(capture);
+            File.WriteAllBytes(path, bytes[..(bytes.Length - 10)]);
+            var (exit, output, error) = Dump(path);
+            Assert.Equal(1, exit);
+            Assert.Equal(Lines(Dump(capture).Output)[..^1], Lines(output));
+            Assert.StartsWith($"tcplab dump: {path}: not a readable pcap or pcapng file: record at offset ", error);
+            Assert.DoesNotContain("   at ", error);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [Fact]
+    public void A_missing_file_fails_with_a_message()
+    {
+        var (exit, _, error) = Dump("/nonexistent/capture.pcap");
+        Assert.Equal(1, exit);
+        Assert.Equal("tcplab dump: /nonexistent/capture.pcap: no such file\n", error);
+    }
+}
