@@ -19,7 +19,8 @@ cleanup() {
     ip netns del "$client" 2>/dev/null || true
     ip netns del "$server" 2>/dev/null || true
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 130' INT TERM   # exit, so that the EXIT trap cleans up
 
 # side NAMESPACE INTERFACE ADDRESS: one end of the veth pair, IPv4 only.
 side() {
@@ -47,10 +48,10 @@ capture() {
     local name=$1 client_args=$2 server_args=$3
     shift 3
     setup
+    local rule words
     for rule in "$@"; do
-        # shellcheck disable=SC2086  # a rule is words, the first naming the side
-        set -- $rule
-        ip netns exec "$([ "$1" = server ] && echo "$server" || echo "$client")" iptables "${@:2}"
+        read -r -a words <<< "$rule"   # the side, then iptables' arguments
+        ip netns exec "$([ "${words[0]}" = server ] && echo "$server" || echo "$client")" iptables "${words[@]:1}"
     done
     # ip netns exec becomes tcpdump, so $! is tcpdump's own pid; -Z root keeps the file ours.
     ip netns exec "$client" tcpdump -Z root -i "$client_if" -U -w "$out/$name.pcap" tcp port 5001 2>/dev/null &
