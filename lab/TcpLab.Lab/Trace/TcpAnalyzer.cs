@@ -153,7 +153,7 @@ public sealed class TcpAnalyzer
     /// dissect_tcp, before the analysis: a SYN with a new ISN on a known 4-tuple starts a new
     /// conversation, flagged as reused ports, as is a SYN-ACK with a new ISN. A SYN repeating the
     /// ISN is a retransmission: nextseq goes back to the contiguous edge, in case a RST moved it
-    /// (issue 17616). Wireshark 4.0 does not flag that one as reused ports; later versions do.
+    /// (issue 17616). Wireshark 4.0 does not flag that one as reused ports (some later sources do).
     /// </summary>
     private Conversation CheckReusedPorts(ConversationKey key, Conversation conversation, bool fromFirst, in Segment s, ref Result result)
     {

@@ -1,7 +1,10 @@
+using System.Buffers.Binary;
 using System.CommandLine;
 using System.Text.RegularExpressions;
 using TcpLab.Lab.Cli;
 using TcpLab.Lab.Tests.Support;
+using TcpLab.Stack.Link.Capture;
+using TcpLab.Stack.Wire;
 
 namespace TcpLab.Lab.Tests.Trace;
 
@@ -45,6 +48,58 @@ public sealed partial class DumpCommandTests
                 Assert.Matches(LabelsOnly(), lines[i][expected[i].Length..]);
             }
             Assert.Contains(lines, line => line.Contains("[TCP ", StringComparison.Ordinal));
+        }
+    }
+
+    [RequiresToolTheory("tcpdump")]
+    [InlineData(LinkType.Raw)]
+    [InlineData(LinkType.LinuxCooked)]
+    [InlineData(LinkType.Null)]
+    public void Prints_other_link_layers_as_tcpdump_does_with_the_same_labels(LinkType linkType)
+    {
+        string ethernet = TcpAnalyzerTests.LinuxCaptures.Single(c => c.EndsWith("linux-loss.pcap", StringComparison.Ordinal));
+        string path = Path.GetTempFileName();
+        try
+        {
+            WithLinkLayer(ethernet, path, linkType);
+            var (tcpdumpExit, tcpdumpOutput, _) = ExternalTools.Run("tcpdump", "-nn", "-r", path);
+            Assert.Equal(0, tcpdumpExit);
+            Assert.Equal(Lines(tcpdumpOutput), Lines(Dump(path, "--no-analysis").Output));
+            Assert.Equal(Lines(Dump(ethernet).Output), Lines(Dump(path).Output));
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    /// <summary>Rewrites an Ethernet capture as a classic pcap of <paramref name="linkType"/>, each IPv4 datagram behind that link layer's header.</summary>
+    private static void WithLinkLayer(string ethernetCapture, string path, LinkType linkType)
+    {
+        using var file = new BinaryWriter(File.Create(path));
+        file.Write(0xA1B2C3D4u);    // microseconds, little-endian
+        file.Write((ushort)2);
+        file.Write((ushort)4);
+        file.Write(0L);             // reserved
+        file.Write(262144u);
+        file.Write((uint)linkType);
+        foreach (CaptureRecord record in CaptureFileReader.ReadFile(ethernetCapture))
+        {
+            byte[] header = linkType switch
+            {
+                LinkType.Raw => [],
+                LinkType.Null => [2, 0, 0, 0],   // AF_INET in the little-endian writer's order
+                // Linux cooked v1: sent by us (4), ARPHRD_ETHER, a 6-byte address padded to 8, then the EtherType.
+                LinkType.LinuxCooked => [0, 4, 0, 1, 0, 6, .. record.Data.AsSpan(6, 6), 0, 0, 0x08, 0x00],
+                _ => throw new ArgumentOutOfRangeException(nameof(linkType)),
+            };
+            byte[] datagram = record.Data[EthernetFrame.HeaderLength..];
+            file.Write((uint)(record.Timestamp / 1_000_000_000));
+            file.Write((uint)(record.Timestamp / 1000 % 1_000_000));
+            file.Write((uint)(header.Length + datagram.Length));
+            file.Write((uint)(header.Length + datagram.Length));
+            file.Write(header);
+            file.Write(datagram);
         }
     }
 
