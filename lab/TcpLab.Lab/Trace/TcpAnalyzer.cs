@@ -74,8 +74,9 @@ public readonly record struct TcpFrameAnalysis(TcpAnalysisFlags Flags, int Dupli
     ];
 
     /// <summary>The labels as Wireshark's Info column writes them, in its order, e.g. "[TCP Dup ACK 12#1]".</summary>
-    public List<string> Labels()
+    public IReadOnlyList<string> Labels()
     {
+        if (Flags == TcpAnalysisFlags.None) return [];
         var labels = new List<string>();
         foreach ((TcpAnalysisFlags flag, string label) in InfoOrder)
         {

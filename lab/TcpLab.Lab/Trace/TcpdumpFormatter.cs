@@ -26,15 +26,15 @@ public sealed class TcpdumpFormatter(TraceTime time = TraceTime.Absolute, bool a
 
     /// <summary>
     /// One line for a frame of <paramref name="linkType"/>. Other link layers than Ethernet print
-    /// as tcpdump prints them without -e: the IPv4 line alone (for Linux cooked v2, tcpdump also
-    /// names the interface, which the file does not hold, so that is left out).
+    /// as tcpdump prints them without -e: the IPv4 line alone. (For Linux cooked v2 tcpdump also
+    /// names the interface, looking its index up on the machine that reads the file; that is left out.)
     /// </summary>
     public string Format(long unixNanoseconds, LinkType linkType, ReadOnlySpan<byte> frame)
     {
         var line = new StringBuilder(160);
         AppendTime(line, unixNanoseconds);
         line.Append(' ');
-        if (linkType == LinkType.Ethernet) AppendFrame(line, frame);
+        if (linkType == LinkType.Ethernet) AppendEthernet(line, frame);
         else if (LinkLayer.TryGetIpv4(linkType, frame, out ReadOnlySpan<byte> datagram)) AppendIpv4(line, datagram);
         else line.Append(CultureInfo.InvariantCulture, $"[|link-type {(ushort)linkType}] length {frame.Length}");
         return line.ToString();
@@ -58,7 +58,7 @@ public sealed class TcpdumpFormatter(TraceTime time = TraceTime.Absolute, bool a
         line.Append(CultureInfo.InvariantCulture, $"{seconds / 3600:D2}:{seconds / 60 % 60:D2}:{seconds % 60:D2}.{micros % 1_000_000:D6}");
     }
 
-    private void AppendFrame(StringBuilder line, ReadOnlySpan<byte> frame)
+    private void AppendEthernet(StringBuilder line, ReadOnlySpan<byte> frame)
     {
         if (EthernetFrame.TryParse(frame, out EthernetFrame ethernet) != WireError.None)
         {

@@ -1,5 +1,7 @@
 using TcpLab.Lab.Tests.Support;
 using TcpLab.Lab.Trace;
+using TcpLab.Stack.Link.Capture;
+using TcpLab.Stack.Wire;
 
 namespace TcpLab.Lab.Tests.Trace;
 
@@ -80,6 +82,23 @@ public sealed class TcpAnalyzerTests : IDisposable
             frame 22: [TCP Retransmission]
             """;
         Assert.Equal(Expected + "\n", AnalysisComparison.Describe(AnalysisComparison.Ours(capture)));
+    }
+
+    [Fact]
+    public void Analyzing_a_frame_of_a_known_conversation_allocates_nothing()
+    {
+        string path = LinuxCaptures.Single(c => c.EndsWith("linux-loss.pcap", StringComparison.Ordinal));
+        byte[][] datagrams = [.. CaptureFileReader.ReadFile(path).Select(r => r.Data[EthernetFrame.HeaderLength..])];
+        var warmUp = new TcpAnalyzer();   // compiles every path first
+        for (int i = 0; i < datagrams.Length; i++) warmUp.Analyze(i + 1, i, datagrams[i]);
+
+        var analyzer = new TcpAnalyzer();
+        analyzer.Analyze(1, 0, datagrams[0]);   // the conversation is made here
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        var flags = TcpAnalysisFlags.None;
+        for (int i = 1; i < datagrams.Length; i++) flags |= analyzer.Analyze(i + 1, i, datagrams[i]).Flags;
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        Assert.True((flags & TcpAnalysisFlags.FastRetransmission) != 0);
     }
 
     public void Dispose() => Directory.Delete(_directory, recursive: true);
