@@ -1,6 +1,7 @@
 using System.CommandLine;
 using TcpLab.Lab.Demo;
 using TcpLab.Lab.Hosting;
+using TcpLab.Lab.Trace;
 using TcpLab.Stack.Settings;
 
 namespace TcpLab.Lab.Cli;
@@ -39,6 +40,7 @@ public static class LabCommandLine
             TapCommands.Connect(),
             DemoCommand(),
             SysctlsCommand(),
+            DumpCommand(),
         };
         return root;
     }
@@ -56,6 +58,23 @@ public static class LabCommandLine
             var sysctls = SysctlOverrides.FromConfiguration(builder.Configuration).AddCommandLine(Common(result).Sets);
             return await SimulatedDemo.RunAsync(sysctls, result.GetValue(output)!, Console.Out);
         });
+        return command;
+    }
+
+    private static Command DumpCommand()
+    {
+        var file = new Argument<string>("FILE") { Description = "A pcap or pcapng file, as tcpdump, Wireshark or tcplab wrote it" };
+        var relativeTime = new Option<bool>("--relative-time") { Description = "Time since the first frame (tcpdump -ttttt) instead of the time of day" };
+        var absoluteSeq = new Option<bool>("--absolute-seq") { Description = "Absolute sequence and acknowledgment numbers (tcpdump -S)" };
+        var noAnalysis = new Option<bool>("--no-analysis") { Description = "Leave out Wireshark's TCP analysis labels" };
+        var command = new Command("dump",
+            "Print a capture as `tcpdump -n` does, each frame with Wireshark's TCP analysis labels and its packet comment")
+        {
+            file, relativeTime, absoluteSeq, noAnalysis,
+        };
+        command.SetAction(result => CaptureDump.Run(result.GetValue(file)!,
+            new DumpOptions(result.GetValue(relativeTime), result.GetValue(absoluteSeq), !result.GetValue(noAnalysis)),
+            result.InvocationConfiguration.Output, result.InvocationConfiguration.Error));
         return command;
     }
 

@@ -2,7 +2,6 @@ using TcpLab.Lab.Hosting;
 using TcpLab.Lab.Simulation;
 using TcpLab.Lab.Trace;
 using TcpLab.Stack;
-using TcpLab.Stack.Link.Capture;
 using TcpLab.Stack.Link.Simulation;
 using TcpLab.Stack.Settings;
 using TcpLab.Stack.Sockets;
@@ -13,7 +12,7 @@ namespace TcpLab.Lab.Demo;
 /// <summary>
 /// A first look without root: two managed hosts in simulation, a ping and a TCP exchange
 /// (handshake, "helloworld", close), printed as tcpdump would show them with the reason for
-/// every packet, and saved as a pcapng.
+/// every packet (as `tcplab dump` prints a capture), and saved as a pcapng.
 /// </summary>
 public static class SimulatedDemo
 {
@@ -53,14 +52,10 @@ public static class SimulatedDemo
             await Task.WhenAll(clientApp, serverApp);
         }
 
-        var formatter = new TcpdumpFormatter(TraceTime.SinceFirst);
-        foreach (CaptureRecord record in CaptureFileReader.ReadFile(capturePath))
-        {
-            output.Write(formatter.Format(record.Timestamp, record.Data));
-            output.WriteLine(string.IsNullOrEmpty(record.Comment) ? "" : $"   # {record.Comment}");
-        }
+        int printed = CaptureDump.Run(capturePath, new DumpOptions(RelativeTime: true), output, output);
+        if (printed != 0) return printed;
         output.WriteLine();
-        output.WriteLine($"capture: {capturePath} (open it with Wireshark or `tshark -r {capturePath}`)");
+        output.WriteLine($"capture: {capturePath} (open it with Wireshark, `tshark -r {capturePath}` or `tcplab dump {capturePath}`)");
         return 0;
     }
 }

@@ -37,10 +37,15 @@ public sealed class SimulatedLab
     public FaultStage? Faults { get; private set; }
 
     /// <summary>Adds a host with a locally administered MAC derived from its position.</summary>
-    public NetworkStack AddHost(string name, Ipv4Cidr address, Sysctls sysctls)
+    /// <param name="tap">
+    /// Also record this host's frames where its port meets the wire, as tcpdump on that host would:
+    /// what the first host's fault stage drops on its way here is missing, as it is from a real receiver's capture.
+    /// </param>
+    public NetworkStack AddHost(string name, Ipv4Cidr address, Sysctls sysctls, ICaptureSink? tap = null)
     {
         var stack = new NetworkStack(Loop, name, sysctls, _random.Derive("host/" + name));
         ILink link = Wire.CreatePort(name);
+        if (tap is not null) link = new CaptureStage(Loop, link, tap, name);
         if (_hosts.Count == 0)
         {
             Faults = new FaultStage(Loop, link, _faults, _random.Derive("faults"), _capture, name);

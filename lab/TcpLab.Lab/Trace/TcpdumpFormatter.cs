@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Globalization;
 using System.Text;
+using TcpLab.Stack.Link.Capture;
 using TcpLab.Stack.Wire;
 
 namespace TcpLab.Lab.Trace;
@@ -20,13 +21,22 @@ public sealed class TcpdumpFormatter(TraceTime time = TraceTime.Absolute, bool a
     private readonly Dictionary<(Ipv4Address, ushort, Ipv4Address, ushort), (uint Seq, uint Ack)> _connections = new();
     private long? _firstTimestamp;
 
-    /// <summary>One line for a frame captured at <paramref name="unixNanoseconds"/>.</summary>
-    public string Format(long unixNanoseconds, ReadOnlySpan<byte> frame)
+    /// <summary>One line for an Ethernet frame captured at <paramref name="unixNanoseconds"/>.</summary>
+    public string Format(long unixNanoseconds, ReadOnlySpan<byte> frame) => Format(unixNanoseconds, LinkType.Ethernet, frame);
+
+    /// <summary>
+    /// One line for a frame of <paramref name="linkType"/>. Other link layers than Ethernet print
+    /// as tcpdump prints them without -e: the IPv4 line alone. (For Linux cooked v2 tcpdump also
+    /// names the interface, looking its index up on the machine that reads the file; that is left out.)
+    /// </summary>
+    public string Format(long unixNanoseconds, LinkType linkType, ReadOnlySpan<byte> frame)
     {
         var line = new StringBuilder(160);
         AppendTime(line, unixNanoseconds);
         line.Append(' ');
-        AppendFrame(line, frame);
+        if (linkType == LinkType.Ethernet) AppendEthernet(line, frame);
+        else if (LinkLayer.TryGetIpv4(linkType, frame, out ReadOnlySpan<byte> datagram)) AppendIpv4(line, datagram);
+        else line.Append(CultureInfo.InvariantCulture, $"[|link-type {(ushort)linkType}] length {frame.Length}");
         return line.ToString();
     }
 
@@ -48,7 +58,7 @@ public sealed class TcpdumpFormatter(TraceTime time = TraceTime.Absolute, bool a
         line.Append(CultureInfo.InvariantCulture, $"{seconds / 3600:D2}:{seconds / 60 % 60:D2}:{seconds % 60:D2}.{micros % 1_000_000:D6}");
     }
 
-    private void AppendFrame(StringBuilder line, ReadOnlySpan<byte> frame)
+    private void AppendEthernet(StringBuilder line, ReadOnlySpan<byte> frame)
     {
         if (EthernetFrame.TryParse(frame, out EthernetFrame ethernet) != WireError.None)
         {

@@ -40,3 +40,13 @@ public sealed class RequiresToolFactAttribute : FactAttribute
             Skip = $"{program} is not installed: `apt-get install {program}` (make deps does it) to run this comparison";
     }
 }
+
+/// <summary>A theory that needs an external program; skipped with a message saying how to get it.</summary>
+public sealed class RequiresToolTheoryAttribute : TheoryAttribute
+{
+    public RequiresToolTheoryAttribute(string program)
+    {
+        if (ExternalTools.Find(program) is null)
+            Skip = $"{program} is not installed: `apt-get install {program}` (make deps does it) to run this comparison";
+    }
+}
