@@ -2,6 +2,7 @@ using TcpLab.Lab.Hosting;
 using TcpLab.Lab.Simulation;
 using TcpLab.Lab.Trace;
 using TcpLab.Stack;
+using TcpLab.Stack.Link.Capture;
 using TcpLab.Stack.Link.Simulation;
 using TcpLab.Stack.Settings;
 using TcpLab.Stack.Sockets;

@@ -47,11 +47,11 @@ public sealed record AnalysisScenario(string Name, string[] Faults, int Bytes, T
         string clientView = Path.Combine(directory, Name + "-client.pcapng");
         string serverView = Path.Combine(directory, Name + "-server.pcapng");
         Task client, server;
-        using (FileStream clientFile = File.Create(clientView))
+        using (PcapNgWriter clientCapture = PcapNgWriter.Create(clientView))
         using (PcapNgWriter serverCapture = PcapNgWriter.Create(serverView))
-        using (var lab = new SimulatedLab(seed: 1, WireOptions.Default with { Delay = TimeSpan.FromMilliseconds(5) },
-                                          [.. Faults.Select(FaultRule.Parse)], clientFile))
         {
+            var lab = new SimulatedLab(seed: 1, WireOptions.Default with { Delay = TimeSpan.FromMilliseconds(5) },
+                                       [.. Faults.Select(FaultRule.Parse)], clientCapture);
             var sysctls = new SysctlOverrides();
             NetworkStack clientHost = lab.AddHost("client", Ipv4Cidr.Parse("10.0.0.1/24"), sysctls.For("client"));
             NetworkStack serverHost = lab.AddHost("server", Ipv4Cidr.Parse("10.0.0.2/24"), sysctls.For("server"), tap: serverCapture);
