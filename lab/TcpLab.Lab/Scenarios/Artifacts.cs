@@ -38,7 +38,11 @@ public static class Artifacts
     {
         var text = new StringBuilder();
         text.AppendLine(CultureInfo.InvariantCulture, $"# {scenario.Name}: connection states over time ({string.Join(", ", scenario.Hosts.Select(h => $"{h.Name} {h.Address.Address}"))})");
-        var names = record.Sockets.Values.Where(s => s.ConnectionId is not null).ToDictionary(s => (s.Host, s.ConnectionId!.Value), s => s.Name);
+        var names = new Dictionary<(string, long), string>();
+        foreach (NamedSocket socket in record.Sockets.Values)
+        {
+            if (record.ConnectionOf(socket.Name) is { } id) names.TryAdd((socket.Host, id), socket.Name);
+        }
         foreach (StateEvent e in record.States)
         {
             string name = names.TryGetValue((e.Host, e.ConnectionId), out string? n) ? $" ({n})" : "";

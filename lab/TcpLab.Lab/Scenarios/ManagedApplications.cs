@@ -7,63 +7,27 @@ namespace TcpLab.Lab.Scenarios;
 /// <summary>
 /// The applications of a scenario on managed hosts: each named socket reads whatever arrives
 /// (unless told to stop), sends what the steps give it as fast as the send buffer allows, and
-/// records what it sent, received and failed with. Steps run at their time, or when a socket
-/// reaches a state after it. Everything happens on the simulation's loop.
+/// records what it sent, received and failed with. Everything happens on the stacks' loop.
 /// </summary>
-internal sealed class ManagedApplications
+internal sealed class ManagedApplications : IApplicationRunner
 {
     private readonly IReadOnlyDictionary<string, NetworkStack> _stacks;
     private readonly RunRecord _record;
     private readonly EventLoop _loop;
+    private readonly Instant _origin;
     private readonly Dictionary<string, AppSocket> _sockets = new();
-    private readonly List<Step> _waiting = new();   // steps whose time came but whose condition has not
 
-    private readonly Action<CraftedSegment> _inject;
-
-    /// <param name="inject">Puts a crafted segment on the wire (the lab owns the wire, not the applications).</param>
-    public ManagedApplications(IReadOnlyDictionary<string, NetworkStack> stacks, RunRecord record, EventLoop loop, Action<CraftedSegment> inject)
+    public ManagedApplications(IReadOnlyDictionary<string, NetworkStack> stacks, RunRecord record, EventLoop loop, Instant origin)
     {
-        _inject = inject;
         _stacks = stacks;
         _record = record;
         _loop = loop;
-        foreach (NetworkStack stack in stacks.Values) stack.Tcp.StateChanged += _ => RunWaitingSteps();
+        _origin = origin;
     }
 
-    private TimeSpan Now => _loop.Now - Instant.Zero;
+    private TimeSpan Now => _loop.Now - _origin;
 
-    /// <summary>Arms a timer for every step of the scenario.</summary>
-    public void Schedule(IEnumerable<Step> steps)
-    {
-        foreach (Step step in steps)
-        {
-            Step s = step;
-            _loop.CreateTimer(() => Due(s)).Arm(Instant.Zero + step.At);
-        }
-    }
-
-    private void Due(Step step)
-    {
-        if (step.When is null || ConditionHolds(step.When)) Execute(step);
-        else _waiting.Add(step);
-    }
-
-    private bool ConditionHolds(StateCondition condition) =>
-        _sockets.TryGetValue(condition.Socket, out AppSocket? s) && s.Connection.State == condition.State;
-
-    private void RunWaitingSteps()
-    {
-        for (int i = 0; i < _waiting.Count; i++)
-        {
-            if (!ConditionHolds(_waiting[i].When!)) continue;
-            Step step = _waiting[i];
-            _waiting.RemoveAt(i--);
-            // After the state change has been fully processed, as an application would react.
-            _loop.Post(() => Execute(step));
-        }
-    }
-
-    private void Execute(Step step)
+    public void Execute(Step step)
     {
         switch (step)
         {
@@ -79,21 +43,9 @@ internal sealed class ManagedApplications
             case SocketStep action:
                 Socket(action.Socket).Do(action.Action);
                 break;
-            case InjectStep inject:
-                _inject(Craft(inject));
-                break;
+            default:
+                throw new InvalidOperationException($"line {step.Line}: a managed host cannot run {step.GetType().Name}");
         }
-    }
-
-    private CraftedSegment Craft(InjectStep step)
-    {
-        if (step.IntoSocket is not { } name)
-            return new(_stacks[step.Host].Interfaces[0].Address.Address, step.FromPort, step.To, step.Port, step.Flags, step.Seq, step.Ack);
-        // From the socket's peer, in its window: the sequence number it expects next, acknowledging all it sent.
-        TcpConnection connection = Socket(name).Connection;
-        FourTuple tuple = connection.Tuple;
-        return new(tuple.RemoteAddress, tuple.RemotePort, tuple.LocalAddress, tuple.LocalPort, step.Flags,
-                   (connection.ReceiveNext + step.Seq).Value, connection.SendNext.Value);
     }
 
     private void Listen(ListenStep step)
@@ -127,12 +79,10 @@ internal sealed class ManagedApplications
     private void Adopt(string name, string host, TcpConnection connection)
     {
         NamedSocket record = _record.Socket(name, host);
-        record.Tuple = connection.Tuple;
-        record.ConnectionId = connection.ConnectionId;
         var socket = new AppSocket(this, connection, record);
         _sockets[name] = socket;
+        _record.Bind(name, connection.Tuple, connection.ConnectionId, Now);
         socket.ReadAvailable();
-        RunWaitingSteps();
     }
 
     private AppSocket Socket(string name) =>

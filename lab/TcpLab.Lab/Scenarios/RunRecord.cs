@@ -25,6 +25,10 @@ public sealed class RecordedFrame
         IsTcp = true;
         Flags = tcp.Flags;
         PayloadLength = tcp.Payload.Length;
+        SourcePort = tcp.SourcePort;
+        DestinationPort = tcp.DestinationPort;
+        Seq = tcp.SequenceNumber;
+        Ack = tcp.AcknowledgmentNumber;
     }
 
     public TimeSpan At { get; }
@@ -37,6 +41,17 @@ public sealed class RecordedFrame
     public TcpFlags Flags { get; }
     /// <summary>TCP payload bytes (IP payload bytes for other protocols).</summary>
     public int PayloadLength { get; }
+    public ushort SourcePort { get; }
+    public ushort DestinationPort { get; }
+    public uint Seq { get; }
+    public uint Ack { get; }
+
+    /// <summary>The sequence number after this segment: its data and its SYN and FIN each take one.</summary>
+    public uint SeqEnd => unchecked(Seq + (uint)PayloadLength + ((Flags & TcpFlags.Syn) != 0 ? 1u : 0) + ((Flags & TcpFlags.Fin) != 0 ? 1u : 0));
+
+    public bool Carries(FourTuple fromLocal) =>
+        IsTcp && Source == fromLocal.LocalAddress && SourcePort == fromLocal.LocalPort
+        && Destination == fromLocal.RemoteAddress && DestinationPort == fromLocal.RemotePort;
 }
 
 /// <summary>A connection (<see cref="ConnectionId"/> tells two connections on one tuple apart) changed state, on one host.</summary>
@@ -50,12 +65,43 @@ public sealed record StateEvent(TimeSpan At, string Host, FourTuple Tuple, long 
 public sealed class RunRecord
 {
     private readonly Dictionary<string, NamedSocket> _sockets = new();
+    private readonly List<StateEvent> _states = new();
 
-    public RunRecord(IReadOnlyDictionary<string, Ipv4Address> hostAddresses) => HostAddresses = hostAddresses;
+    /// <param name="kernelHosts">Hosts that were the real Linux kernel (empty in simulation).</param>
+    public RunRecord(IReadOnlyDictionary<string, Ipv4Address> hostAddresses, IReadOnlySet<string>? kernelHosts = null)
+    {
+        HostAddresses = hostAddresses;
+        KernelHosts = kernelHosts ?? new HashSet<string>();
+    }
 
     public IReadOnlyDictionary<string, Ipv4Address> HostAddresses { get; }
+    public IReadOnlySet<string> KernelHosts { get; }
+    /// <summary>True when some host was a real kernel: times carry its timer granularity and scheduling.</summary>
+    public bool AgainstKernel => KernelHosts.Count > 0;
     public List<RecordedFrame> Frames { get; } = new();
-    public List<StateEvent> States { get; } = new();
+    public IReadOnlyList<StateEvent> States => _states;
+
+    /// <summary>A state was recorded or a socket got its connection (steps waiting on a state look again).</summary>
+    public event Action? Changed;
+
+    public void AddState(StateEvent change)
+    {
+        _states.Add(change);
+        Changed?.Invoke();
+    }
+
+    /// <summary>
+    /// The socket has its connection: <paramref name="connectionId"/> where the host knows it
+    /// (a managed stack); otherwise the connection on that tuple alive at <paramref name="at"/>.
+    /// </summary>
+    public void Bind(string socket, FourTuple tuple, long? connectionId, TimeSpan at)
+    {
+        NamedSocket s = _sockets[socket];
+        s.Tuple = tuple;
+        s.ConnectionId = connectionId;
+        s.BoundAt = at;
+        Changed?.Invoke();
+    }
     public Dictionary<string, IReadOnlyDictionary<string, long>> Counters { get; } = new();
     /// <summary>`ss` snapshots of every host at chosen moments: (time, host, table text).</summary>
     public List<(TimeSpan At, string Host, string Table)> Snapshots { get; } = new();
@@ -77,10 +123,40 @@ public sealed class RunRecord
         return true;
     }
 
-    private IEnumerable<StateEvent> EventsOf(string socket) =>
-        _sockets.TryGetValue(socket, out NamedSocket? s) && s.ConnectionId is { } id
-            ? States.Where(e => e.Host == s.Host && e.ConnectionId == id)
-            : [];
+    /// <summary>
+    /// The id of the socket's connection in <see cref="States"/>: given by a managed host; for a
+    /// kernel socket, the last connection born on its tuple before the socket had it.
+    /// </summary>
+    public long? ConnectionOf(string socket)
+    {
+        if (!_sockets.TryGetValue(socket, out NamedSocket? s) || s.Tuple is not { } tuple) return null;
+        return s.ConnectionId ?? _states.LastOrDefault(e => e.Host == s.Host && e.Tuple == tuple && e.At <= s.BoundAt
+                                                            && e.From is TcpState.Closed or TcpState.Listen)?.ConnectionId;
+    }
+
+    private IEnumerable<StateEvent> EventsOf(string socket)
+    {
+        if (ConnectionOf(socket) is not { } id) return [];
+        string host = _sockets[socket].Host;
+        return _states.Where(e => e.Host == host && e.ConnectionId == id);
+    }
+
+    /// <summary>The state of the socket's connection now (CLOSED before it has one).</summary>
+    public TcpState CurrentState(string socket) => EventsOf(socket).LastOrDefault()?.To ?? TcpState.Closed;
+
+    /// <summary>
+    /// Sequence numbers for a segment into the socket's connection from its peer, read from the
+    /// capture: the next sequence number the socket expects (its latest ACK), and everything it
+    /// has sent acknowledged. Null when none of its segments passed the capture point.
+    /// </summary>
+    public (uint Seq, uint Ack)? NextSegmentInto(string socket)
+    {
+        if (!_sockets.TryGetValue(socket, out NamedSocket? s) || s.Tuple is not { } tuple) return null;
+        RecordedFrame? last = Frames.LastOrDefault(f => f.Carries(tuple) && (f.Flags & TcpFlags.Ack) != 0);
+        if (last is null) return null;
+        uint sent = Frames.Where(f => f.Carries(tuple)).Select(f => f.SeqEnd).Aggregate(last.SeqEnd, (a, b) => (int)(b - a) > 0 ? b : a);
+        return (last.Ack, sent);
+    }
 
     /// <summary>Every state the socket's connection entered, in order, starting with its first (SYN_SENT or SYN_RECV).</summary>
     public IReadOnlyList<TcpState> StatePath(string socket) => EventsOf(socket).Select(e => e.To).ToList();
@@ -114,8 +190,10 @@ public sealed class NamedSocket(string name, string host)
     public string Name { get; } = name;
     public string Host { get; } = host;
     public FourTuple? Tuple { get; set; }
-    /// <summary>The connection's <see cref="TcpLab.Stack.Tcp.TcpFlow.ConnectionId"/> on its host, once it exists.</summary>
+    /// <summary>The connection's <see cref="TcpLab.Stack.Tcp.TcpFlow.ConnectionId"/> on a managed host.</summary>
     public long? ConnectionId { get; set; }
+    /// <summary>When the socket got its connection (to find a kernel connection by tuple).</summary>
+    public TimeSpan BoundAt { get; set; }
     public Errno Error { get; private set; }
     public TimeSpan? ErrorAt { get; private set; }
 

@@ -104,6 +104,18 @@ public sealed record InjectStep(string Host, TimeSpan At, StateCondition? When, 
 /// <summary>A crafted segment with every field resolved, ready for the wire.</summary>
 public sealed record CraftedSegment(Ipv4Address From, ushort FromPort, Ipv4Address To, ushort ToPort, TcpFlags Flags, uint Seq, uint Ack)
 {
+    /// <summary>Resolves an inject step; a segment into a socket's connection takes its numbers from the capture.</summary>
+    public static CraftedSegment For(InjectStep step, RunRecord record)
+    {
+        if (step.IntoSocket is not { } socket)
+            return new(record.HostAddresses[step.Host], step.FromPort, step.To, step.Port, step.Flags, step.Seq, step.Ack);
+        FourTuple tuple = record.Sockets.TryGetValue(socket, out NamedSocket? named) && named.Tuple is { } t ? t
+            : throw new InvalidOperationException($"line {step.Line}: inject-into {socket}: the socket has no connection yet");
+        (uint seq, uint ack) = record.NextSegmentInto(socket)
+            ?? throw new InvalidOperationException($"line {step.Line}: inject-into {socket}: none of its segments passed the capture point, so its sequence numbers are unknown");
+        return new(tuple.RemoteAddress, tuple.RemotePort, tuple.LocalAddress, tuple.LocalPort, step.Flags, unchecked(seq + step.Seq), ack);
+    }
+
     public TcpHeader ToHeader() => new()
     {
         SourcePort = FromPort, DestinationPort = ToPort, SequenceNumber = Seq, AcknowledgmentNumber = Ack,

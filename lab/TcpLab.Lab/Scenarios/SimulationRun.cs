@@ -30,86 +30,123 @@ public static class SimulationRun
     public static ScenarioResult Run(Scenario scenario, Variant variant, RunOptions options)
     {
         var wall = Stopwatch.StartNew();
-        string directory = ArtifactDirectory(scenario, variant, options);
-        Directory.CreateDirectory(directory);
-        var addresses = scenario.Hosts.ToDictionary(h => h.Name, h => h.Address.Address);
-        var record = new RunRecord(addresses);
+        string directory = RunSupport.ArtifactDirectory(scenario, variant, "simulation", options);
+        var record = new RunRecord(scenario.Hosts.ToDictionary(h => h.Name, h => h.Address.Address));
+        string? failure = null;
 
-        using (FileStream pcap = File.Create(Path.Combine(directory, "capture.pcapng")))
+        using (PcapNgWriter writer = PcapNgWriter.Create(Path.Combine(directory, "capture.pcapng")))
         {
-            var wire = WireOptions.Default with
-            {
-                Delay = scenario.Wire.Delay,
-                RateBitsPerSecond = scenario.Wire.RateBitsPerSecond,
-                QueueLimitFrames = scenario.Wire.QueueLimitFrames,
-            };
-            var writer = new PcapNgWriter(pcap, leaveOpen: true);
-            var sink = new RecordingSink(writer, record, SimulatedEventLoop.DefaultEpoch);
-            var lab = new SimulatedLab(options.Seed, wire, scenario.Faults.Select(f => f.Rule).ToList(), sink);
+            var sink = new RecordingSink(writer, record, SimulatedEventLoop.DefaultEpoch, Instant.Zero);
+            var lab = new SimulatedLab(options.Seed, RunSupport.WireOptionsOf(scenario), scenario.Faults.Select(f => f.Rule).ToList(), sink);
             var stacks = new Dictionary<string, NetworkStack>();
             foreach (HostSpec host in scenario.Hosts)
             {
-                NetworkStack stack = lab.AddHost(host.Name, host.Address, SysctlsFor(host.Name, variant, options.Overrides));
-                string name = host.Name;
-                stack.Tcp.StateChanged += change => record.States.Add(new StateEvent(change.At - Instant.Zero, name, change.Tuple, change.ConnectionId, change.From, change.To));
+                NetworkStack stack = lab.AddHost(host.Name, host.Address, RunSupport.SysctlsFor(host.Name, variant, options.Overrides));
+                RunSupport.RecordStates(stack, host.Name, record, Instant.Zero);
                 stacks.Add(host.Name, stack);
             }
             var injector = new SegmentInjector(lab.Wire);
-            var applications = new ManagedApplications(stacks, record, lab.Loop, segment =>
+            var applications = new ManagedApplications(stacks, record, lab.Loop, Instant.Zero);
+            var scheduler = new StepScheduler(lab.Loop, Instant.Zero, record, _ => applications, step =>
             {
+                CraftedSegment segment = CraftedSegment.For(step, record);
                 NetworkStack target = stacks.Values.First(h => h.Interfaces[0].Address.Address == segment.To);
                 injector.Send(segment.From, segment.To, target.Interfaces[0].Mac, segment.ToHeader());
             });
-            applications.Schedule(scenario.Steps);
+            scheduler.Schedule(scenario.Steps);
             foreach (TimeSpan at in scenario.Snapshots)
-                lab.Loop.CreateTimer(() => TakeSnapshots(stacks, record, at)).Arm(Instant.Zero + at);
+                lab.Loop.CreateTimer(() => RunSupport.TakeSnapshots(stacks, record, at)).Arm(Instant.Zero + at);
 
-            lab.Loop.RunUntil(Instant.Zero + scenario.Duration);
+            try
+            {
+                lab.Loop.RunUntil(Instant.Zero + scenario.Duration);
+            }
+            catch (InvalidOperationException e)
+            {
+                failure = e.Message;   // a step that could not be carried out (the scenario's, not the stack's, fault)
+            }
 
-            foreach (var (name, stack) in stacks)
-                record.Counters[name] = stack.Counters.NonZero().ToDictionary(c => c.Key, c => c.Value);
-            TakeSnapshots(stacks, record, scenario.Duration);
-            writer.Dispose();
+            RunSupport.RecordCounters(stacks, record);
+            RunSupport.TakeSnapshots(stacks, record, scenario.Duration);
         }
 
-        var results = variant.Expectations.Select(e => e.Check(record)).ToList();
-        var result = new ScenarioResult(scenario.Name, variant.Name, "simulation", results, directory, scenario.Duration, wall.Elapsed);
-        Artifacts.Write(scenario, variant, record, result);
-        return result;
+        return RunSupport.Finish(scenario, variant, "simulation", record, directory, wall.Elapsed, failure);
+    }
+}
+
+/// <summary>What the simulated and the kernel runs do alike: settings, records, snapshots, results and artifacts.</summary>
+internal static class RunSupport
+{
+    /// <summary>DIR/NAME/VARIANT for simulation, DIR/NAME/VARIANT-MODE for runs against the kernel.</summary>
+    public static string ArtifactDirectory(Scenario scenario, Variant variant, string mode, RunOptions options)
+    {
+        string directory = Path.Combine(options.OutputDirectory, scenario.Name, mode == "simulation" ? variant.Name : $"{variant.Name}-{mode}");
+        Directory.CreateDirectory(directory);
+        return directory;
     }
 
-    /// <summary>DIR/NAME/VARIANT (document or current-kernel).</summary>
-    public static string ArtifactDirectory(Scenario scenario, Variant variant, RunOptions options) =>
-        Path.Combine(options.OutputDirectory, scenario.Name, variant.Name);
+    public static WireOptions WireOptionsOf(Scenario scenario) => WireOptions.Default with
+    {
+        Delay = scenario.Wire.Delay,
+        RateBitsPerSecond = scenario.Wire.RateBitsPerSecond,
+        QueueLimitFrames = scenario.Wire.QueueLimitFrames,
+    };
 
     /// <summary>Kernel defaults, then the variant's "all" and per-host sysctls, then the user's overrides.</summary>
     public static Sysctls SysctlsFor(string host, Variant variant, SysctlOverrides overrides)
     {
         var sysctls = new Sysctls();
-        foreach (string scope in new[] { "all", host })
-            if (variant.Sysctls.TryGetValue(scope, out var values))
-                foreach (var (key, value) in values) SysctlRegistry.Set(sysctls, key, value);
+        foreach (var (key, value) in VariantSysctls(host, variant)) SysctlRegistry.Set(sysctls, key, value);
         return overrides.For(host, sysctls);
     }
 
-    private static void TakeSnapshots(Dictionary<string, NetworkStack> stacks, RunRecord record, TimeSpan at)
+    /// <summary>The sysctls the variant and the user set for a host, in the order they apply (for a real kernel).</summary>
+    public static IEnumerable<KeyValuePair<string, string>> ExplicitSysctls(string host, Variant variant, SysctlOverrides overrides) =>
+        VariantSysctls(host, variant).Concat(overrides.Settings.Where(s => s.Host is null || s.Host == host)
+                                                                .Select(s => KeyValuePair.Create(s.Key, s.Value)));
+
+    private static IEnumerable<KeyValuePair<string, string>> VariantSysctls(string host, Variant variant)
+    {
+        foreach (string scope in new[] { "all", host })
+            if (variant.Sysctls.TryGetValue(scope, out var values))
+                foreach (var pair in values) yield return pair;
+    }
+
+    public static void RecordStates(NetworkStack stack, string host, RunRecord record, Instant origin) =>
+        stack.Tcp.StateChanged += change => record.AddState(new StateEvent(change.At - origin, host, change.Tuple, change.ConnectionId, change.From, change.To));
+
+    public static void RecordCounters(IReadOnlyDictionary<string, NetworkStack> stacks, RunRecord record)
+    {
+        foreach (var (name, stack) in stacks)
+            record.Counters[name] = stack.Counters.NonZero().ToDictionary(c => c.Key, c => c.Value);
+    }
+
+    public static void TakeSnapshots(IReadOnlyDictionary<string, NetworkStack> stacks, RunRecord record, TimeSpan at)
     {
         foreach (var (name, stack) in stacks)
             record.Snapshots.Add((at, name, SocketTable.Format(SocketTable.Snapshot(stack))));
     }
 
-    /// <summary>Writes the pcapng and keeps every frame, decoded, for the expectations.</summary>
-    private sealed class RecordingSink(ICaptureSink inner, RunRecord record, DateTimeOffset epoch) : ICaptureSink
+    public static ScenarioResult Finish(Scenario scenario, Variant variant, string mode, RunRecord record, string directory, TimeSpan wall, string? failure)
     {
-        private readonly long _epochNs = CaptureTime.UnixNanoseconds(epoch);
+        var results = variant.Expectations.Select(e => e.Check(record)).ToList();
+        var result = new ScenarioResult(scenario.Name, variant.Name, mode, results, directory, scenario.Duration, wall, failure);
+        Artifacts.Write(scenario, variant, record, result);
+        return result;
+    }
+}
 
-        public int AddInterface(string name, int snapLength = PcapNgWriter.DefaultSnapLength) => inner.AddInterface(name, snapLength);
+/// <summary>Writes the pcapng and keeps every frame, decoded, for the expectations; times count from the run's origin.</summary>
+internal sealed class RecordingSink(ICaptureSink inner, RunRecord record, DateTimeOffset epoch, Instant origin) : ICaptureSink
+{
+    private readonly long _originNs = CaptureTime.UnixNanoseconds(epoch) + origin.Nanoseconds;
 
-        public void Record(int interfaceId, long timestamp, PacketDirection direction, ReadOnlySpan<byte> frame, ReadOnlySpan<char> comment)
-        {
-            inner.Record(interfaceId, timestamp, direction, frame, comment);
-            record.Frames.Add(new RecordedFrame(TimeSpan.FromTicks((timestamp - _epochNs) / 100), timestamp, frame.ToArray(),
-                                                comment.IsEmpty ? null : comment.ToString()));
-        }
+    public int AddInterface(string name, int snapLength = PcapNgWriter.DefaultSnapLength) => inner.AddInterface(name, snapLength);
+
+    public void Record(int interfaceId, long timestamp, PacketDirection direction, ReadOnlySpan<byte> frame, ReadOnlySpan<char> comment)
+    {
+        inner.Record(interfaceId, timestamp, direction, frame, comment);
+        record.Frames.Add(new RecordedFrame(TimeSpan.FromTicks((timestamp - _originNs) / 100), timestamp, frame.ToArray(),
+                                            comment.IsEmpty ? null : comment.ToString()));
     }
 }

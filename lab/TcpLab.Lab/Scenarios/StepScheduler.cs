@@ -1,0 +1,71 @@
+using TcpLab.Stack.Time;
+
+namespace TcpLab.Lab.Scenarios;
+
+/// <summary>What runs a host's application steps: sockets of a managed stack, or of a Linux kernel.</summary>
+internal interface IApplicationRunner
+{
+    void Execute(Step step);
+}
+
+/// <summary>
+/// Runs a scenario's steps at their times, counted from the run's origin on the loop's clock;
+/// a step with a condition ("when: s is CLOSE_WAIT") waits after its time until the socket is
+/// in that state, as an application reacting to it would. Each step goes to the runner of its
+/// host; crafted segments go to the lab's injector.
+/// </summary>
+internal sealed class StepScheduler
+{
+    private readonly EventLoop _loop;
+    private readonly Instant _origin;
+    private readonly RunRecord _record;
+    private readonly Func<string, IApplicationRunner> _runnerOf;
+    private readonly Action<InjectStep> _inject;
+    private readonly List<Step> _waiting = new();
+
+    public StepScheduler(EventLoop loop, Instant origin, RunRecord record, Func<string, IApplicationRunner> runnerOf, Action<InjectStep> inject)
+    {
+        _loop = loop;
+        _origin = origin;
+        _record = record;
+        _runnerOf = runnerOf;
+        _inject = inject;
+        record.Changed += RunWaitingSteps;
+    }
+
+    /// <summary>Arms a timer for every step. Call on the loop.</summary>
+    public void Schedule(IEnumerable<Step> steps)
+    {
+        foreach (Step step in steps)
+        {
+            Step s = step;
+            _loop.CreateTimer(() => Due(s)).Arm(_origin + step.At);
+        }
+    }
+
+    private void Due(Step step)
+    {
+        if (step.When is null || Holds(step.When)) Execute(step);
+        else _waiting.Add(step);
+    }
+
+    private bool Holds(StateCondition condition) => _record.CurrentState(condition.Socket) == condition.State;
+
+    private void RunWaitingSteps()
+    {
+        for (int i = 0; i < _waiting.Count; i++)
+        {
+            if (!Holds(_waiting[i].When!)) continue;
+            Step step = _waiting[i];
+            _waiting.RemoveAt(i--);
+            // After the state change has been fully processed, as an application would react.
+            _loop.Post(() => Execute(step));
+        }
+    }
+
+    private void Execute(Step step)
+    {
+        if (step is InjectStep inject) _inject(inject);
+        else _runnerOf(step.Host).Execute(step);
+    }
+}
