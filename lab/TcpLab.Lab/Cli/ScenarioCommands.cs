@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Spectre.Console;
 using TcpLab.Lab.Hosting;
+using TcpLab.Lab.Kernel;
 using TcpLab.Lab.Scenarios;
 
 namespace TcpLab.Lab.Cli;
@@ -32,7 +33,14 @@ public static class ScenarioCommands
             DefaultValueFactory = _ => "both",
         };
         variant.AcceptOnlyFromAmong("document", "current-kernel", "both");
-        var command = new Command("run", "Run experiments and check their expectations") { names, seed, output, variant };
+        var peer = new Option<string>("--peer")
+        {
+            Description = "managed: every host simulated (no root needed); linux: the scenario's Linux side (the server) is the real kernel "
+                          + "in a network namespace; both-linux: every host is the real kernel, the lab only the wire (root needed for both)",
+            DefaultValueFactory = _ => "managed",
+        };
+        peer.AcceptOnlyFromAmong("managed", "linux", "both-linux");
+        var command = new Command("run", "Run experiments and check their expectations") { names, seed, output, variant, peer };
         command.SetAction(result =>
         {
             CommonOptions common = LabCommandLine.Common(result);
@@ -42,17 +50,48 @@ public static class ScenarioCommands
             IReadOnlyList<Scenario> scenarios = requested.Length == 0 ? Catalogue.All() : requested.Select(Catalogue.Find).ToList();
             var options = new RunOptions(result.GetValue(seed), result.GetValue(output)!, overrides);
             string which = result.GetValue(variant)!;
-
-            var results = new List<ScenarioResult>();
-            foreach (Scenario scenario in scenarios)
+            PeerMode mode = result.GetValue(peer) switch { "linux" => PeerMode.Linux, "both-linux" => PeerMode.BothLinux, _ => PeerMode.Managed };
+            if (mode != PeerMode.Managed && KernelRun.Unavailable() is { } why)
             {
-                foreach (Variant v in Variants(scenario, which))
-                    results.Add(SimulationRun.Run(scenario, v, options));
+                Console.Error.WriteLine($"tcplab: --peer {result.GetValue(peer)} {why}");
+                return 2;
             }
+
+            var runs = scenarios.SelectMany(s => Variants(s, which).Select(v => (Scenario: s, Variant: v))).ToList();
+            List<ScenarioResult> results = mode == PeerMode.Managed
+                ? runs.Select(r => SimulationRun.Run(r.Scenario, r.Variant, options)).ToList()
+                : RunAgainstKernel(runs, options, mode);
             Report(results);
             return results.All(r => r.Passed) ? 0 : 1;
         });
         return command;
+    }
+
+    /// <summary>Real-time runs take the experiment's own time: a progress bar per run on a terminal, a line per run otherwise.</summary>
+    private static List<ScenarioResult> RunAgainstKernel(List<(Scenario Scenario, Variant Variant)> runs, RunOptions options, PeerMode mode)
+    {
+        var results = new List<ScenarioResult>();
+        if (Console.IsOutputRedirected)
+        {
+            foreach (var (scenario, variant) in runs)
+            {
+                Console.WriteLine($"running {scenario.Name} ({variant.Name}) against the kernel: {scenario.Duration.TotalSeconds:0.#} s");
+                results.Add(KernelRun.Run(scenario, variant, options, mode));
+            }
+            return results;
+        }
+        AnsiConsole.Progress()
+            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
+            .Start(context =>
+            {
+                foreach (var (scenario, variant) in runs)
+                {
+                    ProgressTask task = context.AddTask(Markup.Escape($"{scenario.Name} ({variant.Name}, {KernelRun.ModeName(mode)})"), maxValue: 1);
+                    results.Add(KernelRun.Run(scenario, variant, options, mode, fraction => task.Value = fraction));
+                    task.StopTask();
+                }
+            });
+        return results;
     }
 
     private static IEnumerable<Variant> Variants(Scenario scenario, string which)
@@ -72,9 +111,10 @@ public static class ScenarioCommands
         var table = new Table().AddColumns("Scenario", "Variant", "Result", "Expectations", "Experiment", "Run took");
         foreach (ScenarioResult r in results)
         {
-            table.AddRow(Markup.Escape(r.Scenario), Markup.Escape(r.Variant),
+            int notApplicable = r.Expectations.Count(e => e.NotApplicable is not null);
+            table.AddRow(Markup.Escape(r.Scenario), Markup.Escape(r.Mode == "simulation" ? r.Variant : $"{r.Variant} ({r.Mode})"),
                          r.Passed ? "[green]pass[/]" : "[red]FAIL[/]",
-                         $"{r.Expectations.Count(e => e.Passed)}/{r.Expectations.Count}",
+                         $"{r.Expectations.Count(e => e.Passed)}/{r.Expectations.Count}" + (notApplicable > 0 ? $" ({notApplicable} n/a)" : ""),
                          $"{r.ExperimentTime.TotalSeconds:0.###} s",
                          $"{r.WallTime.TotalMilliseconds:0} ms");
         }
@@ -85,6 +125,11 @@ public static class ScenarioCommands
             if (r.Failure is not null) AnsiConsole.MarkupLine($"  {Markup.Escape(r.Failure)}");
             foreach (ExpectationResult e in r.Expectations.Where(e => !e.Passed))
                 AnsiConsole.MarkupLine($"  line {e.Line}: {Markup.Escape(e.Description)}: expected {Markup.Escape(e.Expected)}, measured {Markup.Escape(e.Measured)}");
+        }
+        foreach (ScenarioResult r in results)
+        {
+            foreach (ExpectationResult e in r.Expectations.Where(e => e.NotApplicable is not null))
+                AnsiConsole.MarkupLine($"[grey]{Markup.Escape(r.Scenario)} line {e.Line}: {Markup.Escape(e.Description)}: not checked, {Markup.Escape(e.NotApplicable!)}[/]");
         }
         int passed = results.Count(r => r.Passed);
         AnsiConsole.MarkupLine($"{passed}/{results.Count} runs passed; artifacts (capture.pcapng, trace.txt, states.txt, result.json) under each run's directory.");

@@ -1,3 +1,4 @@
+using TcpLab.Lab.Kernel;
 using TcpLab.Stack;
 using TcpLab.Stack.Buffers;
 using TcpLab.Stack.Link;
@@ -35,21 +36,20 @@ public sealed record TapAttachmentOptions
 /// </summary>
 public sealed class TapAttachment : IDisposable
 {
-    private readonly TapDevice _tap;
+    private readonly KernelHost _kernel;
     private bool _disposed;
 
-    private TapAttachment(NetworkNamespace ns, RealTimeEventLoop loop, TapDevice tap, NetworkStack stack, FaultStage faults, TapAttachmentOptions options)
+    private TapAttachment(KernelHost kernel, RealTimeEventLoop loop, NetworkStack stack, FaultStage faults, TapAttachmentOptions options)
     {
-        Namespace = ns;
+        _kernel = kernel;
         Loop = loop;
-        _tap = tap;
         Stack = stack;
         Faults = faults;
         Options = options;
     }
 
     /// <summary>The namespace (lab-owned, or the user's when <see cref="TapAttachmentOptions.ExistingNamespace"/> was given).</summary>
-    public NetworkNamespace Namespace { get; }
+    public NetworkNamespace Namespace => _kernel.Namespace;
     public string NamespaceName => Namespace.Name;
     public RealTimeEventLoop Loop { get; }
     public NetworkStack Stack { get; }
@@ -59,18 +59,20 @@ public sealed class TapAttachment : IDisposable
 
     public static TapAttachment Create(TapAttachmentOptions options)
     {
-        NetworkNamespace.CleanupStale();
-        NetworkNamespace ns = options.ExistingNamespace is { } existing ? NetworkNamespace.Existing(existing) : NetworkNamespace.Create();
         var loop = new RealTimeEventLoop();
-        TapDevice? tap = null;
+        KernelHost? kernel = null;
         try
         {
             loop.Start();
-            var tapOptions = new TapOptions { Mtu = options.Mtu };
-            var receivePool = new PacketBufferPool(TapDevice.ReceiveBufferSize(tapOptions));
-            tap = TapDevice.OpenInNamespace(ns.Path, options.DeviceName, tapOptions, loop, receivePool);
-            ConfigureKernelSide(ns, options);
-            TapDevice device = tap;
+            kernel = KernelHost.Create(loop, new KernelHostOptions
+            {
+                Address = options.KernelAddress,
+                Mtu = options.Mtu,
+                DeviceName = options.DeviceName,
+                Sysctls = options.KernelSysctls,
+                ExistingNamespace = options.ExistingNamespace,
+            });
+            TapDevice device = kernel.Tap;
             var (stack, faults) = loop.Invoke(() =>
             {
                 var random = new DeterministicRandom(options.Seed);
@@ -79,30 +81,14 @@ public sealed class TapAttachment : IDisposable
                 stack.AddInterface(faultStage, stack.NewLocalMac(), options.ManagedAddress);
                 return (stack, faultStage);
             });
-            return new TapAttachment(ns, loop, tap, stack, faults, options);
+            return new TapAttachment(kernel, loop, stack, faults, options);
         }
         catch
         {
             loop.Dispose();
-            tap?.Dispose();
-            ns.Dispose();
+            kernel?.Dispose();
             throw;
         }
-    }
-
-    /// <summary>The kernel's end of the TAP: its address, up, IPv6 off (no router solicitations in the captures), sysctls.</summary>
-    private static void ConfigureKernelSide(NetworkNamespace ns, TapAttachmentOptions options)
-    {
-        void Sysctl(string assignment)
-        {
-            CommandResult result = ns.Exec("sysctl", "-q", "-w", assignment);
-            if (!result.Succeeded) throw new InvalidOperationException($"in namespace {ns.Name}: {result.Describe()}");
-        }
-        Sysctl($"net.ipv6.conf.{options.DeviceName}.disable_ipv6=1");
-        foreach (var (key, value) in options.KernelSysctls) Sysctl($"{key}={value}");
-        ns.Run("addr", "add", options.KernelAddress.ToString(), "dev", options.DeviceName);
-        ns.Run("link", "set", "lo", "up");
-        ns.Run("link", "set", options.DeviceName, "up");
     }
 
     public void Dispose()
@@ -110,7 +96,6 @@ public sealed class TapAttachment : IDisposable
         if (_disposed) return;
         _disposed = true;
         Loop.Dispose();
-        _tap.Dispose();
-        Namespace.Dispose();
+        _kernel.Dispose();
     }
 }

@@ -5,8 +5,15 @@ using TcpLab.Stack.Tcp;
 
 namespace TcpLab.Lab.Scenarios;
 
-/// <summary>The outcome of one expectation: what was wanted, what was seen.</summary>
-public sealed record ExpectationResult(string Description, string Expected, string Measured, bool Passed, int Line);
+/// <summary>
+/// The outcome of one expectation: what was wanted, what was seen. <see cref="NotApplicable"/>
+/// says why an expectation could not be checked in this run (a cause or counter only the managed
+/// stack has, asked of a kernel host); such a result counts as passed.
+/// </summary>
+public sealed record ExpectationResult(string Description, string Expected, string Measured, bool Passed, int Line, string? NotApplicable = null)
+{
+    public static ExpectationResult Skipped(string description, string expected, int line, string why) => new(description, expected, "n/a", true, line, why);
+}
 
 /// <summary>Something a scenario expects to see, checked against a <see cref="RunRecord"/> after the run.</summary>
 public abstract record Expectation(int Line)
@@ -39,6 +46,10 @@ public sealed record PacketsExpectation(int Line, PacketPattern Pattern, IReadOn
 {
     public override ExpectationResult Check(RunRecord run)
     {
+        if (Pattern.Cause is not null && (Pattern.From is null ? run.AgainstKernel : run.KernelHosts.Contains(Pattern.From)))
+            return ExpectationResult.Skipped($"{Pattern}", At is null ? $"{Count}" : string.Join(", ", At.Select(Seconds)), Line,
+                                             "the kernel does not record why it sends a packet");
+        Tolerance tolerance = Tolerance.For(run);
         List<TimeSpan> seen = run.Frames.Where(f => run.Matches(f, Pattern)).Select(f => f.At).ToList();
         string measured = seen.Count == 0 ? "none" : string.Join(", ", seen.Select(Seconds));
         if (At is null)
@@ -50,11 +61,11 @@ public sealed record PacketsExpectation(int Line, PacketPattern Pattern, IReadOn
         for (int i = 0; passed && i < At.Count; i++)
         {
             // Each timer may be late by its own granularity: tolerances add up along the chain.
-            allowed += Tolerance.For(At[i] - previous);
+            allowed += tolerance.For(At[i] - previous);
             previous = At[i];
             passed = (seen[i] - At[i]).Duration() <= allowed;
         }
-        return new($"{Pattern} at", string.Join(", ", At.Select(Seconds)) + $" (±{Tolerance})", measured, passed, Line);
+        return new($"{Pattern} at", string.Join(", ", At.Select(Seconds)) + $" (±{tolerance})", measured, passed, Line);
     }
 }
 
@@ -62,6 +73,15 @@ public sealed record PacketsExpectation(int Line, PacketPattern Pattern, IReadOn
 public abstract record Tolerance
 {
     public abstract TimeSpan For(TimeSpan interval);
+
+    /// <summary>Against a real kernel, never tighter than its timer granularity.</summary>
+    public Tolerance For(RunRecord run) => run.AgainstKernel && this is not Kernel ? new AtLeast(this, new Kernel()) : this;
+
+    private sealed record AtLeast(Tolerance First, Tolerance Second) : Tolerance
+    {
+        public override TimeSpan For(TimeSpan interval) => TimeSpan.FromTicks(Math.Max(First.For(interval).Ticks, Second.For(interval).Ticks));
+        public override string ToString() => $"{First}, or {Second}";
+    }
 
     public sealed record Fixed(TimeSpan Value) : Tolerance
     {
@@ -116,7 +136,7 @@ public sealed record ErrorExpectation(int Line, string Socket, Errno Errno, Time
     public override ExpectationResult Check(RunRecord run)
     {
         (Errno error, TimeSpan? when) = run.ErrorOf(Socket);
-        bool passed = error == Errno && (At is null || (when is { } w && (w - At.Value).Duration() <= Tolerance.For(At.Value)));
+        bool passed = error == Errno && (At is null || (when is { } w && (w - At.Value).Duration() <= Tolerance.For(run).For(At.Value)));
         string expected = At is null ? Errno.ToString() : $"{Errno} at {Seconds(At.Value)}";
         string measured = error == Errno.None ? "no error" : when is { } t ? $"{error} at {Seconds(t)}" : error.ToString();
         return new($"{Socket} error", expected, measured, passed, Line);
@@ -130,6 +150,9 @@ public sealed record CounterExpectation(int Line, string Host, string Counter, C
 {
     public override ExpectationResult Check(RunRecord run)
     {
+        string op = Comparison switch { Comparison.Equals => "=", Comparison.AtLeast => ">=", _ => "<=" };
+        if (run.KernelHosts.Contains(Host) && !run.Counters.GetValueOrDefault(Host, new Dictionary<string, long>()).ContainsKey(Counter))
+            return ExpectationResult.Skipped($"{Host} {Counter}", $"{op} {Value}", Line, "the kernel keeps no such counter");
         long actual = run.Counter(Host, Counter);
         bool passed = Comparison switch
         {
@@ -137,7 +160,6 @@ public sealed record CounterExpectation(int Line, string Host, string Counter, C
             Comparison.AtLeast => actual >= Value,
             _ => actual <= Value,
         };
-        string op = Comparison switch { Comparison.Equals => "=", Comparison.AtLeast => ">=", _ => "<=" };
         return new($"{Host} {Counter}", $"{op} {Value}", actual.ToString(CultureInfo.InvariantCulture), passed, Line);
     }
 }

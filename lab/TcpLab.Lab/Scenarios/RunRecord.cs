@@ -80,6 +80,8 @@ public sealed class RunRecord
     public bool AgainstKernel => KernelHosts.Count > 0;
     public List<RecordedFrame> Frames { get; } = new();
     public IReadOnlyList<StateEvent> States => _states;
+    /// <summary>Steps that could not be carried out, with their line and time: any makes the run fail.</summary>
+    public List<string> StepFailures { get; } = new();
 
     /// <summary>A state was recorded or a socket got its connection (steps waiting on a state look again).</summary>
     public event Action? Changed;
@@ -88,6 +90,14 @@ public sealed class RunRecord
     {
         _states.Add(change);
         Changed?.Invoke();
+    }
+
+    /// <summary>Puts state changes reported late (a kernel's tracepoint) in time order, keeping the order of simultaneous ones.</summary>
+    public void SortStatesByTime()
+    {
+        var sorted = _states.OrderBy(e => e.At).ToList();
+        _states.Clear();
+        _states.AddRange(sorted);
     }
 
     /// <summary>

@@ -30,6 +30,8 @@ public sealed record Scenario
     public IReadOnlyList<TimeSpan> Snapshots { get; init; } = [];
     /// <summary>Where a run against the real kernel is known to differ, and why.</summary>
     public string? LinuxNotes { get; init; }
+    /// <summary>The host that is the real Linux kernel in a `--peer linux` run (default: server).</summary>
+    public string LinuxSide { get; init; } = "server";
 
     public HostSpec Host(string name) => Hosts.First(h => h.Name == name);
 }

@@ -31,7 +31,7 @@ public sealed partial class ScenarioReader
 {
     private static readonly string[] TopLevelKeys =
         ["name", "title", "source", "description", "hosts", "wire", "faults", "sysctls", "steps", "expect",
-         "current-kernel", "duration", "snapshots", "linux-notes"];
+         "current-kernel", "duration", "snapshots", "linux-notes", "linux-side"];
 
     private readonly string _file;
     private readonly Dictionary<string, (Ipv4Cidr Address, HostKind Kind, int Line)> _hosts = new();
@@ -87,6 +87,7 @@ public sealed partial class ScenarioReader
             Duration = Optional<YamlScalarNode>(root, "duration") is { } d ? Duration(d) : TimeSpan.FromSeconds(200),
             Snapshots = Optional<YamlSequenceNode>(root, "snapshots")?.Children.Select(n => Duration(Scalar(n))).ToList() ?? [],
             LinuxNotes = Optional<YamlScalarNode>(root, "linux-notes")?.Value?.Trim(),
+            LinuxSide = Optional<YamlScalarNode>(root, "linux-side") is { } side ? HostName(side) : DefaultLinuxSide(root),
         };
     }
 
@@ -302,6 +303,13 @@ public sealed partial class ScenarioReader
         new DeterministicRandom(0x5CE7A210).NextBytes(data);
         return data;
     }
+
+    private string HostName(YamlScalarNode node) =>
+        _hosts.ContainsKey(Text(node)) ? Text(node) : throw Error(node, $"unknown host '{node.Value}' (hosts: {string.Join(", ", _hosts.Keys)})");
+
+    /// <summary>The server, or the last host when there is none of that name.</summary>
+    private string DefaultLinuxSide(YamlMappingNode root) =>
+        _hosts.ContainsKey("server") ? "server" : _hosts.Keys.Last();
 
     private string HostOf(YamlMappingNode step)
     {

@@ -32,17 +32,15 @@ public static class SimulationRun
         var wall = Stopwatch.StartNew();
         string directory = RunSupport.ArtifactDirectory(scenario, variant, "simulation", options);
         var record = new RunRecord(scenario.Hosts.ToDictionary(h => h.Name, h => h.Address.Address));
-        string? failure = null;
-
         using (PcapNgWriter writer = PcapNgWriter.Create(Path.Combine(directory, "capture.pcapng")))
         {
-            var sink = new RecordingSink(writer, record, SimulatedEventLoop.DefaultEpoch, Instant.Zero);
+            var sink = new RecordingSink(writer, record, SimulatedEventLoop.DefaultEpoch);
             var lab = new SimulatedLab(options.Seed, RunSupport.WireOptionsOf(scenario), scenario.Faults.Select(f => f.Rule).ToList(), sink);
             var stacks = new Dictionary<string, NetworkStack>();
             foreach (HostSpec host in scenario.Hosts)
             {
                 NetworkStack stack = lab.AddHost(host.Name, host.Address, RunSupport.SysctlsFor(host.Name, variant, options.Overrides));
-                RunSupport.RecordStates(stack, host.Name, record, Instant.Zero);
+                RunSupport.RecordStates(stack, host.Name, record, () => Instant.Zero);
                 stacks.Add(host.Name, stack);
             }
             var injector = new SegmentInjector(lab.Wire);
@@ -57,20 +55,13 @@ public static class SimulationRun
             foreach (TimeSpan at in scenario.Snapshots)
                 lab.Loop.CreateTimer(() => RunSupport.TakeSnapshots(stacks, record, at)).Arm(Instant.Zero + at);
 
-            try
-            {
-                lab.Loop.RunUntil(Instant.Zero + scenario.Duration);
-            }
-            catch (InvalidOperationException e)
-            {
-                failure = e.Message;   // a step that could not be carried out (the scenario's, not the stack's, fault)
-            }
+            lab.Loop.RunUntil(Instant.Zero + scenario.Duration);
 
             RunSupport.RecordCounters(stacks, record);
             RunSupport.TakeSnapshots(stacks, record, scenario.Duration);
         }
 
-        return RunSupport.Finish(scenario, variant, "simulation", record, directory, wall.Elapsed, failure);
+        return RunSupport.Finish(scenario, variant, "simulation", record, directory, wall.Elapsed);
     }
 }
 
@@ -112,8 +103,9 @@ internal static class RunSupport
                 foreach (var pair in values) yield return pair;
     }
 
-    public static void RecordStates(NetworkStack stack, string host, RunRecord record, Instant origin) =>
-        stack.Tcp.StateChanged += change => record.AddState(new StateEvent(change.At - origin, host, change.Tuple, change.ConnectionId, change.From, change.To));
+    /// <param name="origin">The run's time 0 (read at each change: a real-time run sets it once the lab is built).</param>
+    public static void RecordStates(NetworkStack stack, string host, RunRecord record, Func<Instant> origin) =>
+        stack.Tcp.StateChanged += change => record.AddState(new StateEvent(change.At - origin(), host, change.Tuple, change.ConnectionId, change.From, change.To));
 
     public static void RecordCounters(IReadOnlyDictionary<string, NetworkStack> stacks, RunRecord record)
     {
@@ -127,9 +119,10 @@ internal static class RunSupport
             record.Snapshots.Add((at, name, SocketTable.Format(SocketTable.Snapshot(stack))));
     }
 
-    public static ScenarioResult Finish(Scenario scenario, Variant variant, string mode, RunRecord record, string directory, TimeSpan wall, string? failure)
+    public static ScenarioResult Finish(Scenario scenario, Variant variant, string mode, RunRecord record, string directory, TimeSpan wall, string? failure = null)
     {
         var results = variant.Expectations.Select(e => e.Check(record)).ToList();
+        if (record.StepFailures.Count > 0) failure = string.Join("; ", record.StepFailures.Prepend(failure).OfType<string>());
         var result = new ScenarioResult(scenario.Name, variant.Name, mode, results, directory, scenario.Duration, wall, failure);
         Artifacts.Write(scenario, variant, record, result);
         return result;
@@ -137,9 +130,15 @@ internal static class RunSupport
 }
 
 /// <summary>Writes the pcapng and keeps every frame, decoded, for the expectations; times count from the run's origin.</summary>
-internal sealed class RecordingSink(ICaptureSink inner, RunRecord record, DateTimeOffset epoch, Instant origin) : ICaptureSink
+internal sealed class RecordingSink(ICaptureSink inner, RunRecord record, DateTimeOffset epoch) : ICaptureSink
 {
-    private readonly long _originNs = CaptureTime.UnixNanoseconds(epoch) + origin.Nanoseconds;
+    private long _originNs = CaptureTime.UnixNanoseconds(epoch);
+
+    /// <summary>The run's time 0 on the loop's clock (Instant.Zero unless set before the first frame).</summary>
+    public Instant Origin
+    {
+        set => _originNs = CaptureTime.UnixNanoseconds(epoch) + value.Nanoseconds;
+    }
 
     public int AddInterface(string name, int snapLength = PcapNgWriter.DefaultSnapLength) => inner.AddInterface(name, snapLength);
 

@@ -63,9 +63,21 @@ internal sealed class StepScheduler
         }
     }
 
+    /// <summary>
+    /// A step that cannot be carried out (a socket that does not exist yet, a segment whose
+    /// numbers are unknown) is the scenario's failure, not the stack's: it is recorded and the
+    /// run goes on, so the rest of the timeline is still there to read.
+    /// </summary>
     private void Execute(Step step)
     {
-        if (step is InjectStep inject) _inject(inject);
-        else _runnerOf(step.Host).Execute(step);
+        try
+        {
+            if (step is InjectStep inject) _inject(inject);
+            else _runnerOf(step.Host).Execute(step);
+        }
+        catch (InvalidOperationException e)
+        {
+            _record.StepFailures.Add($"line {step.Line} at {(_loop.Now - _origin).TotalSeconds:0.######} s: {e.Message}");
+        }
     }
 }

@@ -17,6 +17,9 @@ public sealed class FileDescriptor : SafeHandle
     /// <summary>Takes ownership of <paramref name="fd"/>.</summary>
     public FileDescriptor(int fd) : this() => SetHandle(fd);
 
+    /// <summary>Wraps <paramref name="fd"/>; with <paramref name="ownsHandle"/> false it is never closed here (someone else owns it).</summary>
+    public FileDescriptor(int fd, bool ownsHandle) : base(invalidHandleValue: -1, ownsHandle) => SetHandle(fd);
+
     public override bool IsInvalid => handle == -1;
 
     /// <summary>The descriptor number (meaningful only while the handle is open).</summary>

@@ -84,6 +84,9 @@ public sealed unsafe class RealTimeEventLoop : EventLoop, IDisposable
     /// <summary>Monotonic time since the loop was created.</summary>
     public override Instant Now => new(ToNanoseconds(Stopwatch.GetTimestamp() - _startTimestamp));
 
+    /// <summary>The instant of a CLOCK_MONOTONIC reading (in ns), such as a kernel trace event's "mono" timestamp.</summary>
+    public Instant FromMonotonic(long monotonicNanoseconds) => new(monotonicNanoseconds - ToNanoseconds(_startTimestamp));
+
     public override bool IsOnLoop => Environment.CurrentManagedThreadId == _thread.ManagedThreadId;
 
     /// <summary>True from <see cref="Start"/> until the loop thread has finished.</summary>
@@ -120,11 +123,6 @@ public sealed unsafe class RealTimeEventLoop : EventLoop, IDisposable
         if (Interlocked.Exchange(ref _mayBeSleeping, 0) == 1) WakeUp();
     }
 
-    /// <summary>
-    /// Runs <paramref name="action"/> on the loop thread and waits for it; its exception, if
-    /// any, is rethrown here and does not stop the loop. Runs inline when called on the loop
-    /// thread or when the loop is not running, since nothing else can be on the loop then.
-    /// </summary>
     /// <summary>Runs <paramref name="function"/> on the loop, waits, and returns its result (see <see cref="Invoke(Action)"/>).</summary>
     public T Invoke<T>(Func<T> function)
     {
@@ -133,6 +131,11 @@ public sealed unsafe class RealTimeEventLoop : EventLoop, IDisposable
         return result;
     }
 
+    /// <summary>
+    /// Runs <paramref name="action"/> on the loop thread and waits for it; its exception, if
+    /// any, is rethrown here and does not stop the loop. Runs inline when called on the loop
+    /// thread or when the loop is not running, since nothing else can be on the loop then.
+    /// </summary>
     public void Invoke(Action action)
     {
         ArgumentNullException.ThrowIfNull(action);
