@@ -4,7 +4,7 @@ DOTNET ?= dotnet
 CONFIG ?= Release
 LAB     = lab/TcpLab.Lab/bin/$(CONFIG)/net10.0/tcplab
 
-.PHONY: all build run test deps bench clean
+.PHONY: all build run test deps bench clean linux-catalogue
 
 all: build
 
@@ -31,6 +31,11 @@ deps:
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	  else echo "note: missing Debian packages:$$missing (tests that need them will skip)"; fi; \
 	fi
+
+# Every catalogue experiment against the real kernel (root; takes the experiments' own time,
+# about three hours with ack-loss-idle's 2 h 11 min keepalive). `make test` runs the short ones.
+linux-catalogue: build
+	$(LAB) run --peer linux --out out
 
 bench:
 	$(DOTNET) run -c Release --project tools/TcpLab.Benchmarks -- --filter '*'

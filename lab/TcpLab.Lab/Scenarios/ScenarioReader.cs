@@ -347,8 +347,9 @@ public sealed partial class ScenarioReader
     {
         // "c is CLOSE_WAIT"
         string[] words = Text(node).Split(' ', StringSplitOptions.RemoveEmptyEntries);
-        if (words.Length != 3 || words[1] != "is" || !TcpStateNames.TryParse(words[2], out TcpState state))
-            throw Error(node, "when: expected 'SOCKET is STATE', e.g. 's is CLOSE_WAIT'");
+        if (words.Length != 3 || words[1] != "is")
+            throw Error(node, $"when: '{node.Value}': expected 'SOCKET is STATE', e.g. 's is CLOSE_WAIT'");
+        TcpState state = State(new YamlScalarNode(words[2]), node);
         RequireSocket(words[0], node);
         return new StateCondition(words[0], state);
     }

@@ -1,0 +1,105 @@
+using TcpLab.Integration.Tests.Support;
+using TcpLab.Lab.Hosting;
+using TcpLab.Lab.Kernel;
+using TcpLab.Lab.Scenarios;
+
+namespace TcpLab.Integration.Tests.Scenarios;
+
+/// <summary>
+/// Catalogue experiments against the real kernel (`tcplab run NAME --peer linux`), the short
+/// ones: the same expectations that hold in simulation hold when the server is Linux, within
+/// the kernel's timer granularity. The long ones run with `make linux-catalogue`.
+/// </summary>
+public sealed class KernelRunTests : IDisposable
+{
+    private readonly DirectoryInfo _out = Directory.CreateTempSubdirectory("tcplab-kernel-runs-");
+
+    public void Dispose() => _out.Delete(recursive: true);
+
+    [KernelRunTheory]
+    [InlineData("refused")]
+    [InlineData("no-host")]
+    [InlineData("linger-rst")]
+    [InlineData("bad-flags")]
+    public void A_short_experiment_meets_its_expectations_with_Linux_as_the_server(string name)
+    {
+        ScenarioResult result = Run(name, PeerMode.Linux);
+
+        AssertPassed(result);
+        Assert.DoesNotContain(NetworkNamespaces(), n => n.StartsWith($"tcplab-{Environment.ProcessId}-", StringComparison.Ordinal));
+    }
+
+    [KernelRunFact]
+    public void With_Linux_on_both_ends_the_lab_is_only_the_wire_and_causes_are_not_checked()
+    {
+        ScenarioResult result = Run("refused", PeerMode.BothLinux);
+
+        AssertPassed(result);
+        // The connect() SYN and Linux's [R.] were captured; the kernel says nothing about why it sent them.
+        string trace = File.ReadAllText(Path.Combine(result.ArtifactDirectory, "trace.txt"));
+        Assert.Contains("Flags [S]", trace);
+        Assert.Contains("Flags [R.], seq 0", trace);
+        Assert.DoesNotContain("# connect()", trace);
+    }
+
+    [KernelRunFact]
+    public void The_kernels_states_are_followed_through_TIME_WAIT_to_CLOSED()
+    {
+        // A short close: Linux is the client here, so its socket holds TIME_WAIT for 60 s.
+        Scenario scenario = ScenarioReader.Read("""
+            name: kernel-time-wait
+            title: the kernel closes first and holds TIME_WAIT
+            hosts: { client: 10.0.0.1/24, server: 10.0.0.2/24 }
+            linux-side: client
+            wire: { delay: 1ms }
+            sysctls: { client: { net.ipv4.tcp_fin_timeout: 5 } }
+            steps:
+              - { at: 0s, host: server, listen: 80, accept-as: s }
+              - { at: 0.1s, host: client, connect: "server:80", as: c }
+              - { at: 0.3s, close: c }
+              - { at: 2s, close: s }
+            duration: 3s
+            expect:
+              - states: { socket: c, path: SYN_SENT ESTABLISHED FIN_WAIT1 FIN_WAIT2 TIME_WAIT }
+              - state: { socket: c, is: FIN_WAIT2, at: 1s }
+              - states: { socket: s, path: SYN_RECV ESTABLISHED CLOSE_WAIT LAST_ACK CLOSED }
+            """, "kernel-time-wait.yaml");
+
+        ScenarioResult result = KernelRun.Run(scenario, scenario.Document, Options(), PeerMode.Linux);
+
+        AssertPassed(result);
+    }
+
+    private ScenarioResult Run(string name, PeerMode mode)
+    {
+        Scenario scenario = Catalogue.Find(name);
+        return KernelRun.Run(scenario, scenario.Document, Options(), mode);
+    }
+
+    private RunOptions Options() => new(1, _out.FullName, new SysctlOverrides());
+
+    private static void AssertPassed(ScenarioResult result) =>
+        Assert.True(result.Passed, $"{result.Scenario} ({result.Mode}): {result.Failure} "
+            + string.Join("; ", result.Expectations.Where(e => !e.Passed).Select(e => $"line {e.Line} {e.Description}: expected {e.Expected}, measured {e.Measured}")));
+
+    private static IEnumerable<string> NetworkNamespaces() =>
+        Directory.Exists("/run/netns") ? Directory.EnumerateFiles("/run/netns").Select(f => Path.GetFileName(f)) : [];
+}
+
+/// <summary>A fact that runs a scenario against the kernel: namespaces, TAP devices and the state tracepoint.</summary>
+public sealed class KernelRunFactAttribute : FactAttribute
+{
+    public KernelRunFactAttribute()
+    {
+        if ((NetAdminEnvironment.Missing([]) ?? KernelRun.Unavailable()) is { } reason) Skip = reason;
+    }
+}
+
+/// <inheritdoc cref="KernelRunFactAttribute"/>
+public sealed class KernelRunTheoryAttribute : TheoryAttribute
+{
+    public KernelRunTheoryAttribute()
+    {
+        if ((NetAdminEnvironment.Missing([]) ?? KernelRun.Unavailable()) is { } reason) Skip = reason;
+    }
+}
