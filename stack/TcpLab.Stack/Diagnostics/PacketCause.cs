@@ -68,6 +68,7 @@ public enum CauseCode : ushort
     TcpRstLinger,                // SO_LINGER with timeout 0
     TcpRstListenOverflow,        // tcp_abort_on_overflow=1
     TcpRstInvalidAck,            // ACK of something never sent in SYN_SENT / SYN_RECV
+    TcpRstListenerAck,           // an ACK reached a listener: no connection, no request, no valid syncookie
     TcpRstTimeout,               // aborted on timeout
 }
 
@@ -122,6 +123,7 @@ public static class CauseText
         CauseCode.TcpRstLinger => "RST: close() with SO_LINGER timeout 0",
         CauseCode.TcpRstListenOverflow => "RST: accept queue full, tcp_abort_on_overflow=1",
         CauseCode.TcpRstInvalidAck => "RST: ACK for a sequence never sent",
+        CauseCode.TcpRstListenerAck => "RST: ACK to a listener (no connection, no request, no valid syncookie)",
         CauseCode.TcpRstTimeout => "RST: connection timed out",
         _ => c.Code.ToString(),
     };

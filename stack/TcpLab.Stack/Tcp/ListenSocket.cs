@@ -79,7 +79,7 @@ public sealed partial class ListenSocket
         {
             if (!segment.Syn && !segment.Rst && Tcp.Sysctls.TcpSyncookies != 0 && TryCookieAck(tuple, segment)) return;
             Tcp.Counters.Drop(DropReason.TcpListen);
-            Tcp.SendResetFor(tuple, segment, CauseCode.TcpRstInvalidAck);
+            Tcp.SendResetFor(tuple, segment, CauseCode.TcpRstListenerAck);
             return;
         }
         if (segment.Rst || !segment.Syn || segment.Fin)

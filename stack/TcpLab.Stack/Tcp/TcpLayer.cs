@@ -76,6 +76,7 @@ public sealed class TcpLayer : IIpProtocolHandler
     public ListenSocket Listen(Ipv4Address address, ushort port, int backlog, TcpSocketOptions? options = null)
     {
         if (port == 0) throw new TcpException(Errno.EINVAL, "listen needs a port");
+        options?.Validate();
         if (_listeners.ContainsKey((address, port)) || _listeners.ContainsKey((Ipv4Address.Any, port))
             || (address.IsAny && _listeners.Keys.Any(k => k.Port == port)))
             throw new TcpException(Errno.EADDRINUSE, $"port {port} already has a listener");
