@@ -48,7 +48,9 @@ internal static unsafe partial class KernelTcp
     /// <summary>One TcpExt counter of the kernel in <paramref name="peer"/>'s namespace (as nstat names it without the prefix).</summary>
     public static long TcpExt(LinuxPeer peer, string name)
     {
-        string[] lines = peer.Lab.Namespace.Exec("cat", "/proc/net/netstat").StandardOutput.Split('\n');
+        var result = peer.Lab.Namespace.Exec("cat", "/proc/net/netstat");
+        if (!result.Succeeded) throw new InvalidOperationException(result.Describe());
+        string[] lines = result.StandardOutput.Split('\n');
         string[] names = lines.First(l => l.StartsWith("TcpExt:", StringComparison.Ordinal)).Split(' ');
         string[] values = lines.Where(l => l.StartsWith("TcpExt:", StringComparison.Ordinal)).ElementAt(1).Split(' ');
         return long.Parse(values[Array.IndexOf(names, name)], System.Globalization.CultureInfo.InvariantCulture);

@@ -177,7 +177,9 @@ public class ListenerInteropTests
         await a.ConnectAsync(peer.KernelAddress, (ushort)port).WaitAsync(HangGuard);
         var b = new TcpSocket(peer.Stack);
         var c = new TcpSocket(peer.Stack);
-        await Task.WhenAll(b.ConnectAsync(peer.KernelAddress, (ushort)port), c.ConnectAsync(peer.KernelAddress, (ushort)port)).WaitAsync(HangGuard);
+        // Both SYNs leave in one turn of the loop, before the kernel's first SYN-ACK is read.
+        Task[] connecting = peer.OnLoop(() => new[] { b.ConnectAsync(peer.KernelAddress, (ushort)port), c.ConnectAsync(peer.KernelAddress, (ushort)port) });
+        await Task.WhenAll(connecting).WaitAsync(HangGuard);
         return (b, c);
     }
 

@@ -142,12 +142,18 @@ public class SyncookieTests
         Assert.Equal((false, (byte)0), (client.SackOk, client.SendWindowScale));
     }
 
-    [Fact]
-    public void A_lost_final_ACK_is_not_repaired_by_the_server_but_the_clients_data_carries_the_cookie_again()
+    /// <summary>Cookies for every SYN, and every pure ACK from the client is lost (the handshake's last one too).</summary>
+    private static (TwoHosts Net, ListenSocket Listener, TcpConnection Client) CookieHandshakeWithoutFinalAck()
     {
         var net = AlwaysCookies(clientLink: link => new FilterLink(link) { DropOutgoing = f => f.Is(TcpFlags.Ack) && f.PayloadLength == 0 });
         ListenSocket listener = net.Server.Tcp.Listen(Ipv4Address.Any, 80, 16);
-        TcpConnection client = net.Client.Tcp.Connect(TwoHosts.ServerIp, 80);
+        return (net, listener, net.Client.Tcp.Connect(TwoHosts.ServerIp, 80));
+    }
+
+    [Fact]
+    public void A_lost_final_ACK_is_not_repaired_by_the_server_but_the_clients_data_carries_the_cookie_again()
+    {
+        var (net, listener, client) = CookieHandshakeWithoutFinalAck();
         net.RunUntil(90);
 
         Assert.Single(net.Log.From(TwoHosts.ServerIp));   // no SYN-ACK retransmission: nothing was kept
@@ -164,9 +170,7 @@ public class SyncookieTests
     [Fact]
     public void An_expired_cookie_fails_and_the_clients_data_is_reset()
     {
-        var net = AlwaysCookies(clientLink: link => new FilterLink(link) { DropOutgoing = f => f.Is(TcpFlags.Ack) && f.PayloadLength == 0 });
-        ListenSocket listener = net.Server.Tcp.Listen(Ipv4Address.Any, 80, 16);
-        TcpConnection late = net.Client.Tcp.Connect(TwoHosts.ServerIp, 80);
+        var (net, listener, late) = CookieHandshakeWithoutFinalAck();
         net.RunUntil(125);
         // Another SYN keeps cookies "recent" (tcp_synq_no_recent_overflow) so the old one is checked at all.
         net.Client.Tcp.Connect(TwoHosts.ServerIp, 80);
