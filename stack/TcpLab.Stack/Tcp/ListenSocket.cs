@@ -73,13 +73,13 @@ public sealed partial class ListenSocket
     /// opens a request; the rest is dropped. <paramref name="isn"/> is set when a TIME_WAIT
     /// entry hands over a new SYN.
     /// </summary>
-    internal void Receive(FourTuple tuple, in Segment segment, uint? isn)
+    internal void Receive(FourTuple tuple, in Segment segment, uint? isn, CauseCode resetCause = CauseCode.TcpRstListenerAck)
     {
         if (segment.HasAck)
         {
             if (!segment.Syn && !segment.Rst && Tcp.Sysctls.TcpSyncookies != 0 && TryCookieAck(tuple, segment)) return;
             Tcp.Counters.Drop(DropReason.TcpListen);
-            Tcp.SendResetFor(tuple, segment, CauseCode.TcpRstListenerAck);
+            Tcp.SendResetFor(tuple, segment, resetCause);
             return;
         }
         if (segment.Rst || !segment.Syn || segment.Fin)
@@ -223,7 +223,7 @@ public sealed partial class ListenSocket
         if (fastOpenChild is null && (flags & TcpFlags.Ack) != 0 && (flags & TcpFlags.Rst) == 0 && segment.Ack != request.Iss + 1)
         {
             // Acknowledges something we never sent: the listener takes it (a cookie check, then a reset).
-            Receive(request.Tuple, segment, isn: null);
+            Receive(request.Tuple, segment, isn: null, CauseCode.TcpRstInvalidAck);
             return false;
         }
         if (pawsReject || !InWindow(segment.Seq, segment.EndSeq, request.RcvNxt, request.RcvNxt + Math.Min(request.ReceiveWindow, 65535)))
