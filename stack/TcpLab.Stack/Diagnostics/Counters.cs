@@ -48,7 +48,7 @@ public enum Mib
     TcpExtTCPOFOQueue, TcpExtTCPOFODrop, TcpExtTCPOFOMerge, TcpExtTCPRcvQDrop, TcpExtTCPZeroWindowDrop,
     TcpExtTCPChallengeACK, TcpExtTCPSYNChallenge,
     TcpExtTCPFastOpenActive, TcpExtTCPFastOpenActiveFail, TcpExtTCPFastOpenPassive,
-    TcpExtTCPFastOpenPassiveFail, TcpExtTCPFastOpenListenOverflow, TcpExtTCPFastOpenCookieReqd,
+    TcpExtTCPFastOpenPassiveFail, TcpExtTCPFastOpenPassiveAltKey, TcpExtTCPFastOpenListenOverflow, TcpExtTCPFastOpenCookieReqd,
     TcpExtTCPFromZeroWindowAdv, TcpExtTCPToZeroWindowAdv, TcpExtTCPWantZeroWindowAdv,
     TcpExtTCPSynRetrans, TcpExtTCPOrigDataSent,
     TcpExtTCPACKSkippedSynRecv, TcpExtTCPACKSkippedPAWS, TcpExtTCPACKSkippedSeq,

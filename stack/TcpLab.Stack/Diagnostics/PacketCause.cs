@@ -35,14 +35,18 @@ public enum CauseCode : ushort
 
     // TCP
     TcpSyn,                      // connect()
+    TcpSynFastOpen,              // connect() with Fast Open: A = data bytes in the SYN, B = 1 with a cookie option
+    TcpSynCookieRequest,         // connect() with Fast Open but no cookie cached: the SYN asks for one
     TcpSynRetransmit,            // A = retry, B = max, C = rto ms
     TcpSynAck,                   // answer to a SYN
     TcpSynAckRetransmit,         // A = retry, B = max, C = timeout ms
     TcpSynAckForDuplicateSyn,    // retransmitted SYN answered at once (tcp_check_req -> inet_rtx_syn_ack)
-    TcpSynAckCookie,             // stateless SYN-ACK carrying a syncookie
+    TcpSynAckCookie,             // stateless SYN-ACK carrying a syncookie, A = MSS encoded
+    TcpSynAckFastOpen,           // SYN-ACK of a Fast Open child, A = SYN data bytes acknowledged
     TcpHandshakeAck,             // third packet of the handshake
     TcpData,                     // A = bytes
     TcpDataRetransmitRto,        // A = retry, C = rto ms
+    TcpFastOpenRetransmit,       // the SYN-ACK did not acknowledge the SYN data: A = bytes sent again
     TcpFastRetransmit,           // A = bytes
     TcpSackHoleRetransmit,       // A = bytes
     TcpLossProbe,                // TLP (RFC 8985 section 7)
@@ -64,6 +68,7 @@ public enum CauseCode : ushort
     TcpRstLinger,                // SO_LINGER with timeout 0
     TcpRstListenOverflow,        // tcp_abort_on_overflow=1
     TcpRstInvalidAck,            // ACK of something never sent in SYN_SENT / SYN_RECV
+    TcpRstListenerAck,           // an ACK reached a listener: no connection, no request, no valid syncookie
     TcpRstTimeout,               // aborted on timeout
 }
 
@@ -85,14 +90,18 @@ public static class CauseText
         CauseCode.FaultDuplicate => $"duplicated by fault rule {c.A}",
         CauseCode.FaultCorrupt => $"corrupted by fault rule {c.A}",
         CauseCode.TcpSyn => "connect(): SYN",
+        CauseCode.TcpSynFastOpen => c.B != 0 ? $"connect(): Fast Open SYN with cookie and {c.A} bytes of data" : $"connect(): Fast Open SYN with {c.A} bytes of data, no cookie",
+        CauseCode.TcpSynCookieRequest => "connect(): SYN requesting a Fast Open cookie",
         CauseCode.TcpSynRetransmit => $"RTO: SYN retransmit {c.A}/{c.B}, rto {Ms(c.C)}",
         CauseCode.TcpSynAck => "SYN-ACK for a SYN",
         CauseCode.TcpSynAckRetransmit => $"SYN-ACK timer: retransmit {c.A}/{c.B}, timeout {Ms(c.C)}",
         CauseCode.TcpSynAckForDuplicateSyn => "SYN-ACK for a retransmitted SYN (not counted as a retry)",
-        CauseCode.TcpSynAckCookie => "SYN-ACK with a syncookie (no state kept)",
+        CauseCode.TcpSynAckCookie => $"SYN-ACK with a syncookie, MSS {c.A} encoded (no state kept, never retransmitted)",
+        CauseCode.TcpSynAckFastOpen => $"SYN-ACK accepting {c.A} bytes of Fast Open SYN data",
         CauseCode.TcpHandshakeAck => "ACK completing the handshake",
         CauseCode.TcpData => $"data, {c.A} bytes",
         CauseCode.TcpDataRetransmitRto => $"RTO: retransmit {c.A}, rto {Ms(c.C)}",
+        CauseCode.TcpFastOpenRetransmit => $"Fast Open: the SYN-ACK did not acknowledge the SYN data, {c.A} bytes again",
         CauseCode.TcpFastRetransmit => $"fast retransmit, {c.A} bytes",
         CauseCode.TcpSackHoleRetransmit => $"retransmit of a SACK hole, {c.A} bytes",
         CauseCode.TcpLossProbe => "tail loss probe",
@@ -114,6 +123,7 @@ public static class CauseText
         CauseCode.TcpRstLinger => "RST: close() with SO_LINGER timeout 0",
         CauseCode.TcpRstListenOverflow => "RST: accept queue full, tcp_abort_on_overflow=1",
         CauseCode.TcpRstInvalidAck => "RST: ACK for a sequence never sent",
+        CauseCode.TcpRstListenerAck => "RST: ACK to a listener (no connection, no request, no valid syncookie)",
         CauseCode.TcpRstTimeout => "RST: connection timed out",
         _ => c.Code.ToString(),
     };

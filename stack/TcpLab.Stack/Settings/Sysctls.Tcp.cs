@@ -17,11 +17,15 @@ public sealed partial class Sysctls
     [Sysctl("net.ipv4.tcp_synack_retries", Min = 0, Max = 255)]
     public int TcpSynackRetries { get; set; } = 5;
 
-    /// <summary>SYN queue size without syncookies (the last quarter is kept for proven peers).</summary>
+    /// <summary>
+    /// Without syncookies, SYNs are dropped once fewer than a quarter of this many request slots
+    /// remain (that quarter is kept for peers proven alive). The listen() backlog bounds the SYN
+    /// queue in every case.
+    /// </summary>
     [Sysctl("net.ipv4.tcp_max_syn_backlog", Min = 0)]
     public int TcpMaxSynBacklog { get; set; } = 2048;
 
-    /// <summary>Cap on listen() backlogs.</summary>
+    /// <summary>Cap on listen() backlogs (and on TCP_FASTOPEN queue lengths).</summary>
     [Sysctl("net.core.somaxconn", Min = 0)]
     public int Somaxconn { get; set; } = 4096;
 
@@ -32,6 +36,14 @@ public sealed partial class Sysctls
     /// <summary>0 off, 1 when the SYN queue overflows, 2 always.</summary>
     [Sysctl("net.ipv4.tcp_syncookies", Max = 2)]
     public int TcpSyncookies { get; set; } = 1;
+
+    /// <summary>
+    /// TCP Fast Open (RFC 7413), a bit mask: 0x1 client, 0x2 server, 0x4 client sends data in
+    /// the SYN without a cookie, 0x200 server accepts SYN data without a cookie, 0x400 every
+    /// listener gets a Fast Open queue (its backlog) without the TCP_FASTOPEN option.
+    /// </summary>
+    [Sysctl("net.ipv4.tcp_fastopen", Min = int.MinValue)]
+    public int TcpFastopen { get; set; } = FastOpenFlags.Client;
 
     [Sysctl("net.ipv4.ip_local_port_range", Min = 1, Max = 65535)]
     public int[] IpLocalPortRange { get; set; } = [32768, 60999];
@@ -133,4 +145,19 @@ public sealed partial class Sysctls
     /// <summary>Minimum spacing of duplicate ACKs sent for out-of-window segments on one connection.</summary>
     [Sysctl("net.ipv4.tcp_invalid_ratelimit", Unit = SysctlUnit.Milliseconds, Min = 0)]
     public TimeSpan TcpInvalidRatelimit { get; set; } = TimeSpan.FromMilliseconds(500);
+}
+
+/// <summary>The bits of net.ipv4.tcp_fastopen (include/net/tcp.h TFO_*).</summary>
+public static class FastOpenFlags
+{
+    /// <summary>TFO_CLIENT_ENABLE: connect with data in the SYN (sendto MSG_FASTOPEN, TCP_FASTOPEN_CONNECT).</summary>
+    public const int Client = 0x1;
+    /// <summary>TFO_SERVER_ENABLE: listeners with a Fast Open queue accept data in the SYN.</summary>
+    public const int Server = 0x2;
+    /// <summary>TFO_CLIENT_NO_COOKIE: send SYN data without a cookie option.</summary>
+    public const int ClientNoCookie = 0x4;
+    /// <summary>TFO_SERVER_COOKIE_NOT_REQD: accept SYN data without (or with any) cookie.</summary>
+    public const int ServerCookieNotRequired = 0x200;
+    /// <summary>TFO_SERVER_WO_SOCKOPT1: every listener gets a Fast Open queue as long as its backlog.</summary>
+    public const int ServerWithoutSocketOption = 0x400;
 }

@@ -77,6 +77,14 @@ public sealed partial class Sysctls
     [Sysctl("lab.timer_wheel_slack", Max = 1)]
     public bool LabTimerWheelSlack { get; set; }
 
+    /// <summary>
+    /// 1: the SYN queue counts as full once it holds as many requests as the backlog
+    /// (inet_csk_reqsk_queue_is_full's `>=` of kernels 4.4 to 6.13, under which listen(0) without
+    /// syncookies accepts nothing); 0: only when it holds more (6.14 on, like the accept queue).
+    /// </summary>
+    [Sysctl("lab.syn_queue_full_at_backlog", Max = 1)]
+    public bool LabSynQueueFullAtBacklog { get; set; }
+
     /// <summary>A copy that can be changed without touching this one (each host owns its set).</summary>
     public Sysctls Clone()
     {

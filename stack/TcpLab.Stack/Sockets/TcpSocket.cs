@@ -72,6 +72,32 @@ public sealed class TcpSocket : IDisposable, ITcpConnectionObserver
             return _connectWaiter.Task;
         });
 
+    /// <summary>
+    /// sendto(MSG_FASTOPEN) on an unconnected socket: connects with as much of
+    /// <paramref name="data"/> in the SYN as TCP Fast Open allows (net.ipv4.tcp_fastopen &amp; 1;
+    /// with a cookie cached for the server, or in no-cookie mode; otherwise the SYN asks for a
+    /// cookie and the data follows the handshake). Completes like a blocking sendto, once
+    /// connected and all the data is in the send buffer, with the byte count. Set
+    /// <see cref="TcpSocketOptions.FastOpenConnect"/> instead for TCP_FASTOPEN_CONNECT's
+    /// connect-then-write form.
+    /// </summary>
+    public async Task<int> ConnectWithDataAsync(Ipv4Address address, ushort port, ReadOnlyMemory<byte> data, CancellationToken cancellationToken = default)
+    {
+        (int queued, Task connected) = await OnLoop(() =>
+        {
+            if (_connection is not null || _listener is not null) throw new TcpException(Errno.EISCONN);
+            _connectWaiter = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            _connection = _stack.Tcp.ConnectWithData(address, port, data.Span, out int n, Options, _boundPort);
+            _connection.Observer = this;
+            CompleteConnectIfDone();
+            Cancel(cancellationToken, () => _connectWaiter, () => Abort());
+            return Task.FromResult((n, _connectWaiter.Task));
+        }).ConfigureAwait(ContinueOnLoop);
+        await connected.ConfigureAwait(ContinueOnLoop);
+        if (queued < data.Length) await SendAsync(data[queued..], cancellationToken).ConfigureAwait(ContinueOnLoop);
+        return data.Length;
+    }
+
     /// <summary>listen(): the socket becomes a listener on the bound port, every local address.</summary>
     public void Listen(int backlog)
     {
@@ -190,7 +216,8 @@ public sealed class TcpSocket : IDisposable, ITcpConnectionObserver
     private void CompleteConnectIfDone()
     {
         if (_connectWaiter is null || _connection is null) return;
-        if (_connection.State is TcpState.Established or TcpState.CloseWait) _connectWaiter.TrySetResult();
+        // A TCP_FASTOPEN_CONNECT connect() returns at once when the SYN waits for the first write.
+        if (_connection.State is TcpState.Established or TcpState.CloseWait || _connection.IsConnectDeferred) _connectWaiter.TrySetResult();
         else if (_connection.State == TcpState.Closed)
             _connectWaiter.TrySetException(new TcpException(_connection.Error == Errno.None ? Errno.ECONNREFUSED : _connection.Error));
     }

@@ -1,31 +1,36 @@
 using TcpLab.Stack.Diagnostics;
+using TcpLab.Stack.Settings;
 using TcpLab.Stack.Wire;
 
 namespace TcpLab.Stack.Tcp;
 
 /// <summary>
 /// A listening socket with Linux's two queues: the SYN queue of half-open
-/// <see cref="RequestSocket"/>s and the accept queue of established connections waiting for
-/// accept(). Both are bounded by the backlog, min(listen() backlog, net.core.somaxconn), with the
-/// kernel's comparisons: the accept queue is full when it holds more than the backlog (so
-/// backlog + 1 connections fit, sk_acceptq_is_full) and the SYN queue when it holds more
-/// than the backlog (inet_csk_reqsk_queue_is_full, current kernels).
+/// <see cref="RequestSocket"/>s and the accept queue of connections waiting for accept().
+/// Both are bounded by the backlog, min(listen() backlog, net.core.somaxconn): the accept queue
+/// is full when it holds more than the backlog, so backlog + 1 connections fit
+/// (sk_acceptq_is_full); the SYN queue too on current kernels (inet_csk_reqsk_queue_is_full;
+/// lab.syn_queue_full_at_backlog selects the older `>=`). A full SYN queue means syncookies
+/// (<c>.Syncookies.cs</c>) or a drop; SYN data is taken by Fast Open (<c>.FastOpen.cs</c>).
 /// </summary>
-public sealed class ListenSocket
+public sealed partial class ListenSocket
 {
     private readonly Queue<TcpConnection> _acceptQueue = new();
 
-    internal ListenSocket(TcpLayer tcp, Wire.Ipv4Address address, ushort port, int backlog, TcpSocketOptions options)
+    internal ListenSocket(TcpLayer tcp, Ipv4Address address, ushort port, int backlog, TcpSocketOptions options)
     {
         Tcp = tcp;
         LocalAddress = address;
         Port = port;
         Options = options;
-        Backlog = Math.Max(0, Math.Min(backlog, tcp.Sysctls.Somaxconn));
+        // __sys_listen_socket compares as unsigned: a negative backlog means somaxconn.
+        int somaxconn = tcp.Sysctls.Somaxconn;
+        Backlog = (uint)backlog > (uint)somaxconn ? somaxconn : backlog;
+        FastOpenQueueLimit = InitialFastOpenQueueLimit(tcp.Sysctls);
     }
 
     internal TcpLayer Tcp { get; }
-    public Wire.Ipv4Address LocalAddress { get; }
+    public Ipv4Address LocalAddress { get; }
     public ushort Port { get; }
     public TcpSocketOptions Options { get; }
 
@@ -46,7 +51,7 @@ public sealed class ListenSocket
     /// <summary>Raised on the loop when a connection joins the accept queue.</summary>
     public event Action<ListenSocket>? Acceptable;
 
-    /// <summary>accept(): the oldest established connection, or null if none waits.</summary>
+    /// <summary>accept(): the oldest connection in the queue (a Fast Open child may still be in SYN_RECV), or null if none waits.</summary>
     public TcpConnection? TryAccept()
     {
         if (!_acceptQueue.TryDequeue(out TcpConnection? connection)) return null;
@@ -54,22 +59,27 @@ public sealed class ListenSocket
         return connection;
     }
 
+    /// <summary>sk_acceptq_is_full.</summary>
     private bool AcceptQueueFull => _acceptQueue.Count > Backlog;
-    private bool SynQueueFull => SynQueueLength > Backlog;
+
+    /// <summary>inet_csk_reqsk_queue_is_full, with the comparison of the kernel being modelled.</summary>
+    private bool SynQueueFull => Tcp.Sysctls.LabSynQueueFullAtBacklog ? SynQueueLength >= Backlog : SynQueueLength > Backlog;
+
     private int SynAckRetries => Options.SynRetries ?? Tcp.Sysctls.TcpSynackRetries;
 
     /// <summary>
-    /// A segment for the listener itself (tcp_rcv_state_process, LISTEN): only a SYN without
-    /// ACK, RST or FIN opens a request; an ACK gets a reset; the rest is dropped.
-    /// <paramref name="isn"/> is set when a TIME_WAIT entry hands over a new SYN.
+    /// A segment for the listener itself (tcp_v4_do_rcv and tcp_rcv_state_process in LISTEN): an
+    /// ACK may return a syncookie, otherwise it gets a reset; only a SYN without ACK, RST or FIN
+    /// opens a request; the rest is dropped. <paramref name="isn"/> is set when a TIME_WAIT
+    /// entry hands over a new SYN.
     /// </summary>
-    internal void Receive(FourTuple tuple, in Segment segment, uint? isn)
+    internal void Receive(FourTuple tuple, in Segment segment, uint? isn, CauseCode resetCause = CauseCode.TcpRstListenerAck)
     {
         if (segment.HasAck)
         {
-            // A stray ACK (syncookies are checked here when they are on) is answered with RST.
+            if (!segment.Syn && !segment.Rst && Tcp.Sysctls.TcpSyncookies != 0 && TryCookieAck(tuple, segment)) return;
             Tcp.Counters.Drop(DropReason.TcpListen);
-            Tcp.SendResetFor(tuple, segment, CauseCode.TcpRstInvalidAck);
+            Tcp.SendResetFor(tuple, segment, resetCause);
             return;
         }
         if (segment.Rst || !segment.Syn || segment.Fin)
@@ -80,19 +90,21 @@ public sealed class ListenSocket
         ReceiveSyn(tuple, segment, isn);
     }
 
-    /// <summary>tcp_conn_request: admission checks in the kernel's order, then a request and its SYN-ACK.</summary>
+    /// <summary>tcp_conn_request: admission checks in the kernel's order, then a cookie, a Fast Open child or a request.</summary>
     private void ReceiveSyn(FourTuple tuple, in Segment syn, uint? isn)
     {
         var counters = Tcp.Counters;
         var sysctls = Tcp.Sysctls;
-        // TIME_WAIT handovers skip the SYN queue limits: the peer is evidently real.
+        bool wantCookie = false;
+        // TIME_WAIT handovers skip the SYN queue limits and cookies: the peer is evidently real.
         if (isn is null && (sysctls.TcpSyncookies == 2 || SynQueueFull))
         {
-            // tcp_syn_flood_action. Syncookies are not implemented yet (issue 6): until they
-            // are, a full SYN queue drops the SYN even when tcp_syncookies asks for cookies.
-            counters.Increment(Mib.TcpExtTCPReqQFullDrop);
-            ListenDrop();
-            return;
+            wantCookie = SynFloodAction();
+            if (!wantCookie)
+            {
+                ListenDrop();
+                return;
+            }
         }
         if (AcceptQueueFull)
         {
@@ -101,7 +113,7 @@ public sealed class ListenSocket
             ListenDrop();
             return;
         }
-        if (isn is null && sysctls.TcpSyncookies == 0)
+        if (!wantCookie && isn is null && sysctls.TcpSyncookies == 0)
         {
             // Without syncookies the last quarter of tcp_max_syn_backlog is kept for peers
             // proven alive; the lab keeps no per-destination metrics, so none are proven.
@@ -113,47 +125,82 @@ public sealed class ListenSocket
             }
         }
 
-        var request = new RequestSocket(this, tuple) { Irs = syn.Seq, ConnectionId = Tcp.NewConnectionId() };
-        NegotiateOptions(request, syn);
+        // A cookie SYN-ACK leaves nothing behind: the connection gets its serial number when the cookie returns.
+        var request = new RequestSocket(this, tuple) { Irs = syn.Seq, Syncookie = wantCookie, ConnectionId = wantCookie ? 0 : Tcp.NewConnectionId() };
+        NegotiateOptions(request, syn.Header.Options);
+        if (wantCookie)
+        {
+            SendCookieSynAck(request, syn);
+            return;
+        }
         request.Iss = isn is { } fromTimeWait ? new SeqNum(fromTimeWait) : Tcp.NewIsn(tuple);
+        FastOpenAnswer fastOpen = TryFastOpen(request, syn);
+        if (fastOpen.ChildCreated) return;
         SynQueueLength++;
         YoungRequests++;
         Tcp.AddFlow(request);
         Tcp.NotifyStateChange(request, TcpState.Listen, TcpState.SynReceived);
         request.Timer.Arm(Tcp.Deadline(request.Timeout));
-        request.SendSynAck(new PacketCause(CauseCode.TcpSynAck));
+        request.SendSynAck(new PacketCause(CauseCode.TcpSynAck), fastOpen.Cookie, fastOpen.Encoding);
     }
 
-    /// <summary>tcp_openreq_init and tcp_openreq_init_rwin: options of the SYN against our sysctls, and our window.</summary>
-    private void NegotiateOptions(RequestSocket request, in Segment syn)
+    /// <summary>
+    /// tcp_syn_flood_action: the SYN queue is full (or tcp_syncookies=2): cookies if they are
+    /// on, else the SYN is dropped.
+    /// </summary>
+    private bool SynFloodAction()
+    {
+        if (Tcp.Sysctls.TcpSyncookies != 0)
+        {
+            Tcp.Counters.Increment(Mib.TcpExtTCPReqQFullDoCookies);
+            return true;
+        }
+        Tcp.Counters.Increment(Mib.TcpExtTCPReqQFullDrop);
+        return false;
+    }
+
+    /// <summary>
+    /// tcp_openreq_init: the SYN's options against our sysctls and TCP_MAXSEG. A syncookie can
+    /// only bring options back through the timestamp, so without one the cookie SYN-ACK
+    /// offers nothing but its MSS (tcp_conn_request clears the options).
+    /// </summary>
+    private void NegotiateOptions(RequestSocket request, in TcpOptions options)
     {
         var sysctls = Tcp.Sysctls;
-        TcpOptions options = syn.Header.Options;
-        request.PeerMss = options.HasMss && options.Mss != 0 ? options.Mss : (ushort)536; // TCP_MSS_DEFAULT
+        int peerMss = options.HasMss && options.Mss != 0 ? options.Mss : TcpConnection.DefaultPeerMss;
+        if (Options.MaxSegment is { } userMss && userMss < peerMss) peerMss = userMss;
+        request.PeerMss = (ushort)peerMss;
         request.TimestampsOk = options.HasTimestamp && sysctls.TcpTimestamps != 0;
-        request.SackOk = options.SackPermitted && sysctls.TcpSack;
-        request.WindowScaleOk = options.HasWindowScale && sysctls.TcpWindowScaling;
+        bool optionsSurvive = request.TimestampsOk || !request.Syncookie;
+        request.SackOk = optionsSurvive && options.SackPermitted && sysctls.TcpSack;
+        request.WindowScaleOk = optionsSurvive && options.HasWindowScale && sysctls.TcpWindowScaling;
         request.SendWindowScale = request.WindowScaleOk ? Math.Min(options.WindowScale, (byte)InitialWindow.MaxWindowScale) : (byte)0;
         request.TsRecent = request.TimestampsOk ? options.TsVal : 0;
         request.TsOffset = request.TimestampsOk ? Tcp.TimestampOffset(request.Tuple) : 0;
+        request.AdvertisedMss = (ushort)TcpConnection.AdvertisedMss(Tcp, request.Tuple.RemoteAddress, Options);
+        SelectReceiveWindow(request, request.AdvertisedMss - (request.TimestampsOk ? TcpConnection.TimestampOptionSpace : 0));
+    }
 
-        int advMss = TcpConnection.AdvertisedMss(Tcp, request.Tuple.RemoteAddress, Options);
+    /// <summary>tcp_openreq_init_rwin: our first window and its scale, for segments of <paramref name="mss"/> bytes.</summary>
+    private void SelectReceiveWindow(RequestSocket request, int mss)
+    {
+        var sysctls = Tcp.Sysctls;
         int receiveBuffer = TcpConnection.ReceiveBufferBytes(sysctls, Options);
         int windowClamp = Options.ReceiveBufferSize is null ? 0 : InitialWindow.WindowFromSpace(receiveBuffer);
         var (window, clamp, scale) = InitialWindow.Select(
-            InitialWindow.WindowFromSpace(receiveBuffer),
-            advMss - (request.TimestampsOk ? 12 : 0),
-            windowClamp,
-            request.WindowScaleOk,
-            Math.Max(sysctls.TcpRmem[2], sysctls.CoreRmemMax));
-        request.AdvertisedMss = (ushort)advMss;
+            InitialWindow.WindowFromSpace(receiveBuffer), mss, windowClamp,
+            request.WindowScaleOk, Math.Max(sysctls.TcpRmem[2], sysctls.CoreRmemMax));
         request.ReceiveWindow = window;
         request.WindowClamp = clamp;
         request.ReceiveWindowScale = scale;
     }
 
-    /// <summary>tcp_check_req: a segment for a half-open request.</summary>
-    internal void ReceiveForRequest(RequestSocket request, in Segment segment)
+    /// <summary>
+    /// tcp_check_req: a segment for a half-open request. For a Fast Open child the request only
+    /// screens the segment (a retransmitted SYN, the window, RST and SYN bits): true means the
+    /// child (<paramref name="fastOpenChild"/>) goes on to process it.
+    /// </summary>
+    internal bool ReceiveForRequest(RequestSocket request, in Segment segment, TcpConnection? fastOpenChild = null)
     {
         var counters = Tcp.Counters;
         bool pawsReject = false;
@@ -164,28 +211,27 @@ public sealed class ListenSocket
         TcpFlags flags = segment.Flags & (TcpFlags.Rst | TcpFlags.Syn | TcpFlags.Ack);
         if (segment.Seq == request.Irs && flags == TcpFlags.Syn && !pawsReject)
         {
-            // A retransmitted SYN: answer with a SYN-ACK at once (not counted as a timeout retry)
-            // and push the timer out, as the SYN-ACK was evidently lost.
+            // A retransmitted SYN (its data, if any, is dropped): answer with a SYN-ACK at once
+            // (not counted as a timeout retry) and push the timer out, as the SYN-ACK was lost.
             if (!Tcp.IsRateLimited(ref request.LastOutOfWindowAnswer, Mib.TcpExtTCPACKSkippedSynRecv))
             {
                 RetransmitSynAck(request, new PacketCause(CauseCode.TcpSynAckForDuplicateSyn));
-                request.Timer.Arm(Tcp.Deadline(request.Timeout));
+                if (fastOpenChild is null) request.Timer.Arm(Tcp.Deadline(request.Timeout));
             }
-            return;
+            return false;
         }
-        if ((flags & TcpFlags.Ack) != 0 && (flags & TcpFlags.Rst) == 0 && segment.Ack != request.Iss + 1)
+        if (fastOpenChild is null && (flags & TcpFlags.Ack) != 0 && (flags & TcpFlags.Rst) == 0 && segment.Ack != request.Iss + 1)
         {
-            // Acknowledges something we never sent: the listener resets it (tcp_v4_do_rcv -> reset).
-            counters.Drop(DropReason.TcpInvalidAck);
-            Tcp.SendResetFor(request.Tuple, segment, CauseCode.TcpRstInvalidAck);
-            return;
+            // Acknowledges something we never sent: the listener takes it (a cookie check, then a reset).
+            Receive(request.Tuple, segment, isn: null, CauseCode.TcpRstInvalidAck);
+            return false;
         }
         if (pawsReject || !InWindow(segment.Seq, segment.EndSeq, request.RcvNxt, request.RcvNxt + Math.Min(request.ReceiveWindow, 65535)))
         {
             if (!segment.Rst && !Tcp.IsRateLimited(ref request.LastOutOfWindowAnswer, Mib.TcpExtTCPACKSkippedSynRecv))
                 SendRequestAck(request, CauseCode.TcpDuplicateAckOutOfWindow);
             if (pawsReject) counters.Increment(Mib.TcpExtPAWSEstab);
-            return;
+            return false;
         }
         if (segment.Seq == request.Irs) flags &= ~TcpFlags.Syn;   // the SYN bit of a SYN we already have
         if ((flags & TcpFlags.Rst) != 0 && segment.Seq != request.RcvNxt)
@@ -196,15 +242,16 @@ public sealed class ListenSocket
                 counters.Increment(Mib.TcpExtTCPChallengeACK);
                 SendRequestAck(request, CauseCode.TcpChallengeAck);
             }
-            return;
+            return false;
         }
         if ((flags & (TcpFlags.Rst | TcpFlags.Syn)) != 0)
         {
             counters.Increment(Mib.TcpAttemptFails);
-            EmbryonicReset(request, segment);
-            return;
+            EmbryonicReset(request, segment, fastOpenChild);
+            return false;
         }
-        if ((flags & TcpFlags.Ack) == 0) return;
+        if ((flags & TcpFlags.Ack) == 0) return false;
+        if (fastOpenChild is not null) return true;
 
         if (AcceptQueueFull)
         {
@@ -214,12 +261,14 @@ public sealed class ListenSocket
             if (!Tcp.Sysctls.TcpAbortOnOverflow)
             {
                 request.Acked = true;   // keep retransmitting SYN-ACKs; the client thinks it is connected
-                return;
+                return false;
             }
-            EmbryonicReset(request, segment, CauseCode.TcpRstListenOverflow);
-            return;
+            EmbryonicReset(request, segment, fastOpenChild: null, CauseCode.TcpRstListenOverflow);
+            return false;
         }
-        CompleteHandshake(request, segment, options);
+        RemoveRequest(request);
+        CompleteHandshake(request, segment, replacing: true);
+        return false;
     }
 
     /// <summary>tcp_in_window: the segment overlaps the window [start, end).</summary>
@@ -230,22 +279,39 @@ public sealed class ListenSocket
         return seq == end && seq == endSeq;
     }
 
-    /// <summary>syn_recv_sock + inet_csk_complete_hashdance + tcp_child_process.</summary>
-    private void CompleteHandshake(RequestSocket request, in Segment segment, in TcpOptions options)
+    /// <summary>
+    /// syn_recv_sock + inet_csk_complete_hashdance + tcp_child_process: the connection joins the
+    /// hash (in place of its request, or new for a cookie) and the accept queue, and processes
+    /// the segment that completed the handshake.
+    /// </summary>
+    private void CompleteHandshake(RequestSocket request, in Segment segment, bool replacing)
     {
-        RemoveRequest(request);
         var child = TcpConnection.CreateFromRequest(Tcp, request, Options.Clone());
-        Tcp.ReplaceFlow(child);
+        if (replacing) Tcp.ReplaceFlow(child);
+        else
+        {
+            Tcp.AddFlow(child);
+            Tcp.NotifyStateChange(child, TcpState.Listen, TcpState.SynReceived);
+        }
+        TcpOptions options = segment.Header.Options;
         if (options.HasTimestamp && segment.Seq <= request.RcvNxt) child.SetTsRecent(options.TsVal);
         _acceptQueue.Enqueue(child);
         child.Receive(segment);
         Acceptable?.Invoke(this);
     }
 
-    /// <summary>embryonic_reset: RST for the peer (unless it sent one) and the request is gone.</summary>
-    private void EmbryonicReset(RequestSocket request, in Segment segment, CauseCode cause = CauseCode.TcpRstInvalidAck)
+    /// <summary>
+    /// embryonic_reset: RST for the peer unless it sent one. A request is gone with it; a Fast
+    /// Open child survives a bad SYN but not a valid RST (it is reset like any connection).
+    /// </summary>
+    private void EmbryonicReset(RequestSocket request, in Segment segment, TcpConnection? fastOpenChild, CauseCode cause = CauseCode.TcpRstInvalidAck)
     {
         if (!segment.Rst) Tcp.SendResetFor(request.Tuple, segment, cause);
+        if (fastOpenChild is not null)
+        {
+            if (segment.Rst) fastOpenChild.ResetInSynReceived();
+            return;
+        }
         DropRequest(request, countAsDrop: false);
         Tcp.Counters.Increment(Mib.TcpExtEmbryonicRsts);
     }
@@ -267,7 +333,8 @@ public sealed class ListenSocket
         Tcp.Transmit(request.Tuple, header, buffer, new PacketCause(cause));
     }
 
-    private void RetransmitSynAck(RequestSocket request, PacketCause cause)
+    /// <summary>inet_rtx_syn_ack: the SYN-ACK again (without any Fast Open cookie), counted as a retransmission.</summary>
+    internal void RetransmitSynAck(RequestSocket request, PacketCause cause)
     {
         request.SendSynAck(cause);
         request.Retransmissions++;
@@ -321,6 +388,7 @@ public sealed class ListenSocket
         if (request.Timeouts == 0) YoungRequests--;
     }
 
+    /// <summary>tcp_listendrop.</summary>
     private void ListenDrop() => Tcp.Counters.Increment(Mib.TcpExtListenDrops);
 
     /// <summary>close() on the listener: requests vanish, queued connections are reset (inet_csk_listen_stop).</summary>

@@ -8,24 +8,39 @@ namespace TcpLab.Stack.Tcp;
 /// <summary>
 /// A half-open connection in SYN_RECV, kept as small as Linux's request_sock: what the SYN
 /// said, what our SYN-ACK said, and one timer. It becomes a full <see cref="TcpConnection"/>
-/// only when the handshake's final ACK arrives and the accept queue has room.
+/// only when the handshake's final ACK arrives and the accept queue has room. The same small
+/// record, never entered in any table, carries a syncookie SYN-ACK out and a validated cookie
+/// back in; a Fast Open child keeps its request for the SYN-ACK until the handshake completes.
 /// </summary>
 public sealed class RequestSocket : TcpFlow
 {
+    private Timer? _timer;
+
     internal RequestSocket(ListenSocket listener, FourTuple tuple) : base(tuple)
     {
         Listener = listener;
-        Timer = listener.Tcp.Loop.CreateTimer(OnTimer);
     }
 
     public ListenSocket Listener { get; }
     public override TcpState State => TcpState.SynReceived;
 
     /// <summary>The peer's ISN (rcv_isn).</summary>
-    public SeqNum Irs { get; internal set; }
+    public SeqNum Irs
+    {
+        get => _irs;
+        internal set
+        {
+            _irs = value;
+            RcvNxt = value + 1;
+        }
+    }
+    private SeqNum _irs;
     /// <summary>Our ISN in the SYN-ACK (snt_isn).</summary>
     public SeqNum Iss { get; internal set; }
-    public SeqNum RcvNxt => Irs + 1;
+    /// <summary>What our SYN-ACK acknowledges: the SYN, plus its data when Fast Open accepted it.</summary>
+    public SeqNum RcvNxt { get; internal set; }
+    /// <summary>A syncookie request: its ISN is the cookie, its TSval carries the SYN's options, nothing is kept.</summary>
+    public bool Syncookie { get; internal set; }
 
     /// <summary>The peer's MSS (its option, or 536 without one).</summary>
     internal ushort PeerMss;
@@ -49,15 +64,22 @@ public sealed class RequestSocket : TcpFlow
 
     internal Instant? FirstSynAckSent;
     internal Instant? LastOutOfWindowAnswer;
-    internal readonly Timer Timer;
+
+    /// <summary>The SYN-ACK timer (rsk_timer), made on first use: cookie requests never need one.</summary>
+    internal Timer Timer => _timer ??= Listener.Tcp.Loop.CreateTimer(OnTimer);
 
     /// <summary>reqsk_timeout: min(1 s &lt;&lt; num_timeout, tcp_rto_max).</summary>
     internal TimeSpan Timeout => RttEstimator.Backoff(RttEstimator.InitialRto, Timeouts, Listener.Tcp.Sysctls.TcpRtoMax);
 
     private void OnTimer() => Listener.OnRequestTimer(this);
 
-    /// <summary>tcp_make_synack: SYN|ACK with the request's options, window unscaled (RFC 7323 2.2).</summary>
-    internal void SendSynAck(PacketCause cause)
+    /// <summary>
+    /// tcp_make_synack: SYN|ACK with the request's options, window unscaled (RFC 7323 2.2). A
+    /// cookie SYN-ACK's TSval carries the SYN's options in its low bits (cookie_init_timestamp);
+    /// <paramref name="fastOpenCookie"/>, when given, goes out as a Fast Open option (only in
+    /// the first SYN-ACK: retransmissions carry none, as tcp_rtx_synack passes no cookie).
+    /// </summary>
+    internal void SendSynAck(PacketCause cause, ReadOnlySpan<byte> fastOpenCookie = default, FastOpenEncoding encoding = FastOpenEncoding.Rfc7413)
     {
         TcpLayer tcp = Listener.Tcp;
         if (tcp.RentSegmentBuffer(Tuple.RemoteAddress) is not { } buffer) return;
@@ -72,8 +94,13 @@ public sealed class RequestSocket : TcpFlow
         };
         header.Options.SetMss(AdvertisedMss);
         if (WindowScaleOk) header.Options.SetWindowScale(ReceiveWindowScale);
-        if (TimestampsOk) header.Options.SetTimestamp(tcp.TimestampClock + TsOffset, TsRecent);
+        if (TimestampsOk)
+        {
+            uint clock = Syncookie ? Syncookies.EncodeTimestamp(tcp.TimestampClock, WindowScaleOk, SendWindowScale, SackOk) : tcp.TimestampClock;
+            header.Options.SetTimestamp(clock + TsOffset, TsRecent);
+        }
         header.Options.SackPermitted = SackOk;
+        if (!fastOpenCookie.IsEmpty) header.Options.SetFastOpenCookie(fastOpenCookie, encoding);
         FirstSynAckSent ??= tcp.Now;
         tcp.Transmit(Tuple, header, buffer, cause);
     }

@@ -35,6 +35,8 @@ public sealed partial class TcpConnection
                 Counters.Drop(DropReason.TcpState);
                 break;
             default:
+                // A Fast Open child's request screens segments until the handshake completes.
+                if (_fastOpenRequest is { } request && !request.Listener.ReceiveForRequest(request, segment, this)) return;
                 ReceiveSynchronized(segment);
                 break;
         }
@@ -115,10 +117,13 @@ public sealed partial class TcpConnection
         InitTransfer();
         SetState(TcpState.Established);
         if (Options.KeepAlive) ArmKeepalive(KeepaliveTime);
+        bool synDataResent = (_synFastOpen || _synData) && FastOpenSynAckReceived(synAck);
         Observer?.OnWritable(this);
-        // Anything the application wrote during the handshake leaves now, carrying the ACK.
+        if (ReadableBytes > 0 || _finReceived) Observer?.OnReadable(this);
+        // Data queued during the handshake (Fast Open) leaves now carrying the ACK; otherwise a pure ACK.
+        SeqNum sent = SndNxt;
         if (DataEnd > SndNxt) PushPendingFrames(nagle: !Options.NoDelay);
-        if (SndNxt == SndUna || DataEnd == SndNxt) SendAck(new PacketCause(CauseCode.TcpHandshakeAck));
+        if (SndNxt == sent && !synDataResent) SendAck(new PacketCause(CauseCode.TcpHandshakeAck));
     }
 
     /// <summary>Crossed SYNs: both sides sent a SYN; we answer with SYN-ACK and go to SYN_RECV.</summary>
@@ -227,6 +232,8 @@ public sealed partial class TcpConnection
             }
         }
 
+        // A Fast Open child closed before its handshake completed: this ACK completes it.
+        if (_state == TcpState.FinWait1) FastOpenHandshakeDone();
         switch (_state)
         {
             case TcpState.SynReceived:
@@ -275,9 +282,17 @@ public sealed partial class TcpConnection
         SndWnd = segment.Window << SendWindowScale;
         SndWl1 = segment.Seq;
         MaxWindow = Math.Max(MaxWindow, SndWnd);
-        if (!_rtt.HasSample && _sawTimestamp && _rcvTsEcr != 0 && _synAckRtt is null)
-            _synAckRtt = TimestampRtt();
-        InitTransfer();
+        if (_fastOpenRequest is not null)
+        {
+            // A Fast Open child did tcp_init_transfer when it was made from the SYN.
+            FastOpenHandshakeDone();
+        }
+        else
+        {
+            if (!_rtt.HasSample && _sawTimestamp && _rcvTsEcr != 0 && _synAckRtt is null)
+                _synAckRtt = TimestampRtt();
+            InitTransfer();
+        }
         SetState(TcpState.Established);
         SyncMss(MaxWindow);
         InitializeReceiveMss();

@@ -41,7 +41,7 @@ public sealed partial class TcpConnection
     /// <summary>tcp_push_pending_frames: send what the windows allow; arm the persist timer if blocked by a zero window.</summary>
     private void PushPendingFrames(bool nagle)
     {
-        if (_state is TcpState.SynSent or TcpState.SynReceived or TcpState.Closed) return;
+        if (_state is TcpState.SynSent or TcpState.Closed || (_state is TcpState.SynReceived && _fastOpenRequest is null)) return;
         bool blocked = WriteXmit(nagle);
         if (blocked && PacketsOut == 0 && _pendingTimer == PendingTimer.None)
             ArmPersistTimer();   // tcp_check_probe_timer
@@ -100,8 +100,9 @@ public sealed partial class TcpConnection
             Counters.Increment(Mib.TcpExtTCPOrigDataSent);
             if (length < _mssCache) _lastSmallSegmentEnd = segment.End;
         }
-        // tcp_event_new_data_sent: the RTO timer runs from the first segment in flight.
-        if (wasIdle || _pendingTimer == PendingTimer.Probe0) ArmRetransmit(_rtt.Rto);
+        // tcp_event_new_data_sent: the RTO timer runs from the first segment in flight (while
+        // a Fast Open child's SYN-ACK is unacknowledged the timer is the SYN-ACK's, tcp_rearm_rto).
+        if ((wasIdle || _pendingTimer == PendingTimer.Probe0) && _fastOpenRequest is null) ArmRetransmit(_rtt.Rto);
     }
 
     /// <summary>
@@ -112,7 +113,7 @@ public sealed partial class TcpConnection
     {
         int length = segment.Length;
         if (_tcp.RentSegmentBuffer(Tuple.RemoteAddress) is not { } buffer) return;
-        if (length > 0) _sendBuffer.CopyTo(segment.Start - SndUna, buffer.Append(length));
+        if (length > 0) _sendBuffer.CopyTo(SendBufferOffset(segment.Start), buffer.Append(length));
         TcpFlags flags = TcpFlags.Ack;
         if (segment.Fin) flags |= TcpFlags.Fin;
         if (length > 0 && EndsAWrite(segment.Start, segment.Start + length)) flags |= TcpFlags.Psh;
@@ -132,10 +133,19 @@ public sealed partial class TcpConnection
         return false;
     }
 
-    /// <summary>tcp_syn_options + tcp_connect: SYN with MSS, SACK-permitted, timestamps and window scale as enabled.</summary>
-    private void TransmitSyn(PacketCause cause)
+    /// <summary>Where the byte at <paramref name="seq"/> sits in the send buffer: its data starts after our SYN while that is unacknowledged.</summary>
+    private int SendBufferOffset(SeqNum seq) => seq - SndUna - (_state == TcpState.SynSent && SndUna == Iss ? 1 : 0);
+
+    /// <summary>
+    /// tcp_syn_options + tcp_connect: SYN with MSS, SACK-permitted, timestamps and window scale as
+    /// enabled, and for Fast Open a cookie option (empty: a cookie request) and the first
+    /// <paramref name="dataLength"/> bytes of the send buffer.
+    /// </summary>
+    private void TransmitSyn(PacketCause cause, bool fastOpenOption = false, ReadOnlySpan<byte> cookie = default,
+                             bool experimental = false, int dataLength = 0)
     {
         if (_tcp.RentSegmentBuffer(Tuple.RemoteAddress) is not { } buffer) return;
+        if (dataLength > 0) _sendBuffer.CopyTo(0, buffer.Append(dataLength));
         var header = new TcpHeader
         {
             SourcePort = Tuple.LocalPort,
@@ -148,7 +158,8 @@ public sealed partial class TcpConnection
         if (Sysctls.TcpTimestamps != 0) header.Options.SetTimestamp(_tcp.TimestampClock + TsOffset, 0);
         if (Sysctls.TcpWindowScaling) header.Options.SetWindowScale(ReceiveWindowScale);
         header.Options.SackPermitted = Sysctls.TcpSack;
-        Send(header, buffer, cause, retransmission: cause.Code != CauseCode.TcpSyn, carriesData: true);
+        if (fastOpenOption) header.Options.SetFastOpenCookie(cookie, experimental ? FastOpenEncoding.Experimental : FastOpenEncoding.Rfc7413);
+        Send(header, buffer, cause, retransmission: cause.Code == CauseCode.TcpSynRetransmit, carriesData: true);
     }
 
     /// <summary>The header of a segment we send in a synchronized state: ACK of rcv_nxt, our window, timestamps, SACK blocks.</summary>

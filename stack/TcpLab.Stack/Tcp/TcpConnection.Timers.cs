@@ -66,6 +66,7 @@ public sealed partial class TcpConnection
     /// <summary>tcp_rearm_rto: after new data is acknowledged the RTO restarts; nothing in flight stops it.</summary>
     private void RearmRetransmitTimer()
     {
+        if (_fastOpenRequest is not null) return;   // the timer resends the Fast Open SYN-ACK until the handshake completes
         if (PacketsOut == 0)
         {
             if (_pendingTimer == PendingTimer.Retransmit) CancelRetransmitTimer();
@@ -81,7 +82,8 @@ public sealed partial class TcpConnection
         PendingTimer kind = _pendingTimer;
         _pendingTimer = PendingTimer.None;
         if (_state is TcpState.Closed or TcpState.Listen) return;
-        if (kind == PendingTimer.Retransmit) RetransmitTimeout();
+        if (kind == PendingTimer.Retransmit && _fastOpenRequest is { } request) FastOpenSynAckTimeout(request);
+        else if (kind == PendingTimer.Retransmit) RetransmitTimeout();
         else if (kind == PendingTimer.Probe0) ProbeTimer();
     }
 
@@ -262,13 +264,13 @@ public sealed partial class TcpConnection
     }
 
     /// <summary>tcp_xmit_retransmit_queue during loss recovery: the lost segments, oldest first, as cwnd allows.</summary>
-    private void RetransmitLostSegments()
+    private void RetransmitLostSegments(Func<SentSegment, PacketCause>? cause = null)
     {
         for (int i = 0; i < _sent.Count && InFlight < _cwnd; i++)
         {
             ref SentSegment segment = ref _sent[i];
             if (!segment.Lost) continue;
-            Retransmit(ref segment, new PacketCause(CauseCode.TcpDataRetransmitRto, _retransmits, 0, (long)_rtt.Rto.TotalMilliseconds));
+            Retransmit(ref segment, cause?.Invoke(segment) ?? new PacketCause(CauseCode.TcpDataRetransmitRto, _retransmits, 0, (long)_rtt.Rto.TotalMilliseconds));
         }
     }
 

@@ -21,8 +21,8 @@ public sealed partial class TcpConnection : TcpFlow
     /// <summary>TCP_INIT_CWND (RFC 6928).</summary>
     internal const int InitialCwnd = 10;
     private const int MinMss = 88;                 // TCP_MIN_MSS
-    private const int DefaultPeerMss = 536;        // TCP_MSS_DEFAULT
-    private const int TimestampOptionSpace = 12;   // TCPOLEN_TSTAMP_ALIGNED
+    internal const int DefaultPeerMss = 536;       // TCP_MSS_DEFAULT
+    internal const int TimestampOptionSpace = 12;  // TCPOLEN_TSTAMP_ALIGNED
 
     private readonly TcpLayer _tcp;
     private TcpState _state;
@@ -140,8 +140,13 @@ public sealed partial class TcpConnection : TcpFlow
 
     // ----- Creation -----
 
-    /// <summary>tcp_v4_connect + tcp_connect_init + tcp_connect: everything up to the first SYN.</summary>
-    internal void StartConnect(NetworkInterface networkInterface)
+    /// <summary>
+    /// tcp_v4_connect + tcp_connect_init: everything up to the first SYN, which <see cref="Connect"/>
+    /// sends unless TCP_FASTOPEN_CONNECT defers it to the first write. With
+    /// <paramref name="fastOpen"/> (sendto MSG_FASTOPEN) <paramref name="data"/> is queued first,
+    /// for the SYN to carry what it can; returns the bytes queued.
+    /// </summary>
+    internal int StartConnect(ReadOnlySpan<byte> data, bool fastOpen)
     {
         Sysctls sysctls = Sysctls;
         _advMss = AdvertisedMss(_tcp, Tuple.RemoteAddress, Options);
@@ -162,13 +167,33 @@ public sealed partial class TcpConnection : TcpFlow
         _ssthresh = int.MaxValue;
 
         SetState(TcpState.SynSent);
-        Counters.Increment(Mib.TcpActiveOpens);
-        // The SYN occupies one sequence number and is the first segment in flight: its ACK
-        // gives the first RTT sample (unless it had to be retransmitted, Karn's rule).
         WriteSeq = SndNxt = Iss + 1;
+        int queued = 0;
+        if (fastOpen)
+        {
+            _fastOpenRequested = true;
+            queued = AppendToSendBuffer(data);
+        }
+        else if (Options.FastOpenConnect && DeferConnect())
+        {
+            return 0;
+        }
+        Connect();
+        return queued;
+    }
+
+    /// <summary>
+    /// tcp_connect: the SYN, the first segment in flight, occupying one sequence number (its ACK
+    /// gives the first RTT sample unless it had to be retransmitted, Karn's rule); with Fast Open
+    /// it may carry data (<see cref="SendSynData"/>).
+    /// </summary>
+    private void Connect()
+    {
+        Counters.Increment(Mib.TcpActiveOpens);
         _sent.Add(new SentSegment { Start = Iss, End = Iss + 1, Syn = true, FirstSent = Now, LastSent = Now });
         _retransStamp = Now;
-        TransmitSyn(new PacketCause(CauseCode.TcpSyn));
+        if (_fastOpenRequested) SendSynData();
+        else TransmitSyn(new PacketCause(CauseCode.TcpSyn));
         ArmRetransmit(_rtt.Rto);
     }
 
@@ -262,6 +287,7 @@ public sealed partial class TcpConnection : TcpFlow
     private void Done(Errno error = Errno.None)
     {
         if (_state is TcpState.SynSent or TcpState.SynReceived) Counters.Increment(Mib.TcpAttemptFails);
+        FastOpenRequestDone(reset: false);
         if (error != Errno.None) Error = error;
         StopTimers();
         _tcp.RemoveFlow(this);
@@ -319,14 +345,38 @@ public sealed partial class TcpConnection : TcpFlow
         if (Error != Errno.None) throw new TcpException(Error);
         if (_sendShutdown || _state is TcpState.Closed)
             throw new TcpException(Errno.EPIPE, "the connection is closed for sending");
-        if (_state is TcpState.SynSent or TcpState.SynReceived && !_accepted)
-            throw new TcpException(Errno.ENOTCONN);
+        if (_connectDeferred)
+        {
+            // TCP_FASTOPEN_CONNECT: this write sends the SYN, with as much of its data as fits.
+            int queued = AppendToSendBuffer(data);
+            _connectDeferred = false;
+            _fastOpenRequested = true;
+            Connect();
+            return queued;
+        }
+        // A client mid-handshake only queues data when it asked for Fast Open (it leaves after
+        // the SYN-ACK); a Fast Open child may send before its handshake completes.
+        bool mayQueue = _state switch
+        {
+            TcpState.SynSent => _fastOpenRequested,
+            TcpState.SynReceived => _accepted,
+            _ => true,
+        };
+        if (!mayQueue) throw new TcpException(Errno.ENOTCONN);
+        int taken = AppendToSendBuffer(data);
+        if (taken > 0 && (_state is TcpState.Established or TcpState.CloseWait || _fastOpenRequest is not null))
+            PushPendingFrames(nagle: !Options.NoDelay);
+        return taken;
+    }
+
+    /// <summary>Copies what fits into the send buffer; the end of each write is a push point (tcp_mark_push: PSH).</summary>
+    private int AppendToSendBuffer(ReadOnlySpan<byte> data)
+    {
         int taken = _sendBuffer.Append(data);
         if (taken == 0) return 0;
         SeqNum end = WriteSeq + taken;
         WriteSeq = end;
-        _pushPoints.Enqueue(end);   // tcp_mark_push: the last segment of each write carries PSH
-        if (_state is TcpState.Established or TcpState.CloseWait) PushPendingFrames(nagle: !Options.NoDelay);
+        _pushPoints.Enqueue(end);
         return taken;
     }
 

@@ -37,6 +37,8 @@ public sealed class TcpLayer : IIpProtocolHandler
         for (int i = 0; i < _portPerturb.Length; i++) _portPerturb[i] = (int)(random.NextUInt32() & 0xFFFF);
         Random = random;
         TimerModel = new KernelTimerModel(stack.Sysctls.LabHz, stack.Sysctls.LabTimerWheelSlack);
+        Syncookies = new Syncookies(stack.Random.Derive("tcp/syncookies"));
+        FastOpenKeys = new FastOpenKeys(stack.Random.Derive("tcp/fastopen"));
     }
 
     public NetworkStack Stack { get; }
@@ -48,6 +50,15 @@ public sealed class TcpLayer : IIpProtocolHandler
 
     /// <summary>How this host's kernel rounds timer deadlines (lab.hz, lab.timer_wheel_slack).</summary>
     public KernelTimerModel TimerModel { get; }
+
+    /// <summary>The syncookie secret (syncookie_secret) and codec.</summary>
+    public Syncookies Syncookies { get; }
+
+    /// <summary>The Fast Open server key (net.ipv4.tcp_fastopen_key): rotate it with <see cref="FastOpenKeys.Rotate"/>.</summary>
+    public FastOpenKeys FastOpenKeys { get; }
+
+    /// <summary>Fast Open cookies this host got as a client, per server (the tcp_metrics cache).</summary>
+    public FastOpenCookieCache FastOpenCache { get; } = new();
 
     /// <summary>Raised on the loop for every state change of every connection, request and TIME_WAIT entry.</summary>
     public event Action<TcpStateChange>? StateChanged;
@@ -65,6 +76,7 @@ public sealed class TcpLayer : IIpProtocolHandler
     public ListenSocket Listen(Ipv4Address address, ushort port, int backlog, TcpSocketOptions? options = null)
     {
         if (port == 0) throw new TcpException(Errno.EINVAL, "listen needs a port");
+        options?.Validate();
         if (_listeners.ContainsKey((address, port)) || _listeners.ContainsKey((Ipv4Address.Any, port))
             || (address.IsAny && _listeners.Keys.Any(k => k.Port == port)))
             throw new TcpException(Errno.EADDRINUSE, $"port {port} already has a listener");
@@ -75,15 +87,41 @@ public sealed class TcpLayer : IIpProtocolHandler
 
     internal void RemoveListener(ListenSocket listener) => _listeners.Remove((listener.LocalAddress, listener.Port));
 
-    /// <summary>connect(): picks the source address and an ephemeral port, sends the SYN.</summary>
+    /// <summary>
+    /// connect(): picks the source address and an ephemeral port, sends the SYN. With
+    /// TCP_FASTOPEN_CONNECT and a cookie cached for the server the SYN waits for the first write
+    /// (<see cref="TcpConnection.IsConnectDeferred"/>).
+    /// </summary>
     public TcpConnection Connect(Ipv4Address remote, ushort remotePort, TcpSocketOptions? options = null, ushort localPort = 0)
+    {
+        options ??= new TcpSocketOptions();
+        if (options.FastOpenConnect && (Sysctls.TcpFastopen & FastOpenFlags.Client) == 0)
+            throw new TcpException(Errno.EOPNOTSUPP, "TCP_FASTOPEN_CONNECT needs net.ipv4.tcp_fastopen & 1");
+        return Open(remote, remotePort, options, localPort, ReadOnlySpan<byte>.Empty, fastOpen: false, out _);
+    }
+
+    /// <summary>
+    /// sendto(MSG_FASTOPEN) on a new socket: connect, with as much of <paramref name="data"/> in
+    /// the SYN as Fast Open allows (all of it waits for the handshake when no cookie is cached:
+    /// the SYN then asks for one). <paramref name="queued"/> is how much of the data the send
+    /// buffer took; the rest is the caller's to send once connected.
+    /// </summary>
+    public TcpConnection ConnectWithData(Ipv4Address remote, ushort remotePort, ReadOnlySpan<byte> data, out int queued,
+                                         TcpSocketOptions? options = null, ushort localPort = 0)
+    {
+        if ((Sysctls.TcpFastopen & FastOpenFlags.Client) == 0)
+            throw new TcpException(Errno.EOPNOTSUPP, "MSG_FASTOPEN needs net.ipv4.tcp_fastopen & 1");
+        return Open(remote, remotePort, options ?? new TcpSocketOptions(), localPort, data, fastOpen: true, out queued);
+    }
+
+    private TcpConnection Open(Ipv4Address remote, ushort remotePort, TcpSocketOptions options, ushort localPort,
+                               ReadOnlySpan<byte> data, bool fastOpen, out int queued)
     {
         if (remotePort == 0 || remote.IsAny || remote.IsBroadcast || remote.IsMulticast)
             throw new TcpException(Errno.EINVAL, $"cannot connect to {remote}:{remotePort}");
         if (!Stack.Ip.TryRoute(remote, out NetworkInterface networkInterface, out _))
             throw new TcpException(Errno.ENETUNREACH, $"no route to {remote}");
         Ipv4Address local = networkInterface.Address.Address;
-        options ??= new TcpSocketOptions();
         TimeWaitSocket? reusable = null;
         ushort port = localPort != 0 ? CheckExplicitPort(local, localPort, remote, remotePort, ref reusable)
                                      : PickEphemeralPort(local, remote, remotePort, ref reusable);
@@ -98,7 +136,7 @@ public sealed class TcpLayer : IIpProtocolHandler
             connection.InheritFromTimeWait(reusable);
         }
         _flows.Add(tuple, connection);
-        connection.StartConnect(networkInterface);
+        queued = connection.StartConnect(data, fastOpen);
         return connection;
     }
 

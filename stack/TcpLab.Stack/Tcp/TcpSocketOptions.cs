@@ -39,6 +39,22 @@ public sealed class TcpSocketOptions
     /// <summary>TCP_MAXSEG: cap on the MSS we advertise and use.</summary>
     public int? MaxSegment { get; set; }
 
+    /// <summary>
+    /// TCP_FASTOPEN on a listener: how many Fast Open children may wait for their handshake's
+    /// final ACK (capped by net.core.somaxconn); 0 or null leaves Fast Open off for it unless
+    /// net.ipv4.tcp_fastopen has 0x400.
+    /// </summary>
+    public int? FastOpenQueueLength { get; set; }
+
+    /// <summary>
+    /// TCP_FASTOPEN_CONNECT: with a cookie cached for the server, connect() returns at once and
+    /// the SYN leaves with the first write, carrying its data; without one the SYN asks for a cookie.
+    /// </summary>
+    public bool FastOpenConnect { get; set; }
+
+    /// <summary>TCP_FASTOPEN_NO_COOKIE: send (client) or accept (listener) SYN data without a cookie.</summary>
+    public bool FastOpenNoCookie { get; set; }
+
     public TcpSocketOptions Clone() => (TcpSocketOptions)MemberwiseClone();
 
     /// <summary>Checks each value against the range Linux's setsockopt accepts (do_tcp_setsockopt).</summary>
@@ -50,6 +66,7 @@ public sealed class TcpSocketOptions
         if (SynRetries is < 1 or > 127) throw new TcpException(Errno.EINVAL, $"TCP_SYNCNT {SynRetries} is out of range 1..127");
         if (MaxSegment is < 88 or > 32767) throw new TcpException(Errno.EINVAL, $"TCP_MAXSEG {MaxSegment} is out of range 88..32767");
         if (ReceiveBufferSize is < 0 || SendBufferSize is < 0) throw new TcpException(Errno.EINVAL, "buffer sizes must be positive");
+        if (FastOpenQueueLength is < 0) throw new TcpException(Errno.EINVAL, $"TCP_FASTOPEN {FastOpenQueueLength} must not be negative");
 
         static void Check(TimeSpan? value, string name)
         {

@@ -72,19 +72,30 @@ internal sealed class FrameRecorder : ICaptureSink
     }
 
     /// <summary>TCP segments as (source address, flags, payload length, comment), in order.</summary>
-    public List<(Ipv4Address Source, TcpFlags Flags, int Length, string? Comment)> TcpSegments()
+    public List<(Ipv4Address Source, TcpFlags Flags, int Length, string? Comment)> TcpSegments() =>
+        Segments().Select(s => (s.Source, s.Header.Flags, s.Length, s.Comment)).ToList();
+
+    /// <summary>TCP segments with their capture time (ns), addresses and parsed header, in order.</summary>
+    public List<TapSegment> Segments()
     {
         lock (_frames)
         {
-            var segments = new List<(Ipv4Address, TcpFlags, int, string?)>();
-            foreach (var (_, data, comment) in _frames)
+            var segments = new List<TapSegment>();
+            foreach (var (timestamp, data, comment) in _frames)
             {
                 if (EthernetFrame.TryParse(data, out EthernetFrame eth) != WireError.None || eth.EtherType != EtherType.Ipv4) continue;
                 if (Ipv4Packet.TryParse(eth.Payload, out Ipv4Packet ip) != WireError.None || ip.Protocol != IpProtocol.Tcp) continue;
                 if (TcpSegment.TryParse(ip.Payload, out TcpSegment tcp) != WireError.None) continue;
-                segments.Add((ip.Source, tcp.Flags, tcp.Payload.Length, comment));
+                TcpHeader.Read(tcp, out TcpHeader header);
+                segments.Add(new TapSegment(timestamp, ip.Source, ip.Destination, header, tcp.Payload.Length, comment));
             }
             return segments;
         }
     }
+}
+
+/// <summary>One TCP segment seen on the TAP.</summary>
+internal sealed record TapSegment(long Timestamp, Ipv4Address Source, Ipv4Address Destination, TcpHeader Header, int Length, string? Comment)
+{
+    public bool Is(TcpFlags exact) => Header.Flags == exact;
 }

@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Security.Cryptography;
 using TcpLab.Integration.Tests.Support;
+using static TcpLab.Integration.Tests.Support.Waiting;
 using TcpLab.Stack;
 using TcpLab.Stack.Diagnostics;
 using TcpLab.Stack.Sockets;
@@ -165,25 +166,5 @@ public class LinuxTcpInteropTests
         Assert.True(answers >= probes - 1, $"{probes} probes, {answers} answers");
         Assert.All(segments.Where(s => s.Comment?.StartsWith("keepalive probe", StringComparison.Ordinal) == true),
                    s => Assert.Equal("keepalive probe 1/3", s.Comment));
-    }
-
-    private static async Task<byte[]> ReadToEnd(Func<Memory<byte>, ValueTask<int>> receive)
-    {
-        var received = new MemoryStream();
-        var buffer = new byte[64 * 1024];
-        int n;
-        while ((n = await receive(buffer)) > 0) received.Write(buffer, 0, n);
-        return received.ToArray();
-    }
-
-    /// <summary>Waits for a condition the real kernel and the loop reach on their own time (hang guard only).</summary>
-    private static async Task Eventually(Func<bool> condition)
-    {
-        var deadline = DateTime.UtcNow + Guard;
-        while (!condition())
-        {
-            if (DateTime.UtcNow > deadline) throw new TimeoutException("condition not reached within the hang guard");
-            await Task.Delay(20);
-        }
     }
 }

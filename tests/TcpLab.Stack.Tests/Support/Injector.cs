@@ -7,7 +7,8 @@ namespace TcpLab.Stack.Tests.Support;
 
 /// <summary>
 /// A third host on the simulated wire that sends hand-made TCP segments with any source
-/// address: a replayed SYN, a blind RST, a segment with invalid flags.
+/// address: a replayed SYN, a blind RST, a segment with invalid flags, a flood of spoofed SYNs.
+/// It can claim addresses in ARP, so that answers to spoofed sources reach it and die here.
 /// </summary>
 public sealed class Injector : IFrameHandler
 {
@@ -21,7 +22,31 @@ public sealed class Injector : IFrameHandler
         _port.Attach(this);
     }
 
-    public void OnFrame(PacketBuffer frame) => frame.Release();
+    /// <summary>Addresses this host answers ARP requests for (none by default).</summary>
+    public Func<Ipv4Address, bool> ClaimsAddress { get; set; } = _ => false;
+
+    /// <summary>Frames addressed to this host's MAC (e.g. SYN-ACKs to spoofed sources), counted and dropped.</summary>
+    public long FramesReceived { get; private set; }
+
+    public void OnFrame(PacketBuffer frame)
+    {
+        if (EthernetFrame.TryParse(frame.Span, out EthernetFrame eth) == WireError.None)
+        {
+            if (eth.Destination == OwnMac) FramesReceived++;
+            else if (eth.EtherType == EtherType.Arp && ArpPacket.TryParse(eth.Payload, out ArpPacket arp) == WireError.None
+                     && arp.Operation == ArpOperation.Request && ClaimsAddress(arp.TargetIp))
+                ReplyArp(arp);
+        }
+        frame.Release();
+    }
+
+    private void ReplyArp(ArpPacket request)
+    {
+        PacketBuffer reply = _pool.Rent();
+        new ArpPacket(ArpOperation.Reply, OwnMac, request.TargetIp, request.SenderMac, request.SenderIp).Write(reply.Append(ArpPacket.Length));
+        EthernetFrame.WriteHeader(reply.Prepend(EthernetFrame.HeaderLength), request.SenderMac, OwnMac, EtherType.Arp);
+        _port.Transmit(reply);
+    }
 
     /// <summary>Sends a segment from <paramref name="source"/> to the host with <paramref name="destination"/> (MAC ...:01 for the client, ...:02 for the server).</summary>
     public void Send(Ipv4Address source, Ipv4Address destination, TcpHeader header, ReadOnlySpan<byte> payload = default)
