@@ -101,8 +101,11 @@ public sealed class Ipv4Layer
     /// <summary>Finds the interface and next hop for <paramref name="destination"/> (fib_lookup for a host).</summary>
     public bool TryRoute(Ipv4Address destination, out NetworkInterface networkInterface, out Ipv4Address nextHop)
     {
-        foreach (NetworkInterface candidate in _stack.Interfaces)
+        // Indexed loops: foreach over the IReadOnlyList would allocate an enumerator per segment.
+        IReadOnlyList<NetworkInterface> interfaces = _stack.Interfaces;
+        for (int i = 0; i < interfaces.Count; i++)
         {
+            NetworkInterface candidate = interfaces[i];
             if (candidate.Address.Contains(destination) || destination.IsBroadcast)
             {
                 networkInterface = candidate;
@@ -112,8 +115,9 @@ public sealed class Ipv4Layer
         }
         if (_stack.DefaultGateway is { } gateway)
         {
-            foreach (NetworkInterface candidate in _stack.Interfaces)
+            for (int i = 0; i < interfaces.Count; i++)
             {
+                NetworkInterface candidate = interfaces[i];
                 if (candidate.Address.Contains(gateway))
                 {
                     networkInterface = candidate;

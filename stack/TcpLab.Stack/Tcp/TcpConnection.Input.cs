@@ -476,7 +476,7 @@ public sealed partial class TcpConnection
                 _backoff = 0;   // RFC 6298: only a valid RTT sample resets the backoff
             }
             // FLAG_FORWARD_PROGRESS confirms the neighbour, as sk_dst_confirm does.
-            foreach (var networkInterface in _tcp.Stack.Interfaces) networkInterface.Neighbours.Confirm(Tuple.RemoteAddress);
+            if (_tcp.Stack.Ip.TryRoute(Tuple.RemoteAddress, out var networkInterface, out var nextHop)) networkInterface.Neighbours.Confirm(nextHop);
             RearmRetransmitTimer();
             CongestionAvoidance(ackedPackets);
             if (_inLoss && SndUna >= _highSeq) _inLoss = false;   // recovered from the RTO
