@@ -274,8 +274,11 @@ public sealed partial class TcpConnection
 
     // ----- Window selection (tcp_select_window) -----
 
-    private int FullSpace => InitialWindow.WindowFromSpace(_receiveBuffer.Capacity);
-    private int FreeSpace => InitialWindow.WindowFromSpace(_receiveBuffer.Capacity - _receiveBuffer.Used);
+    /// <summary>tcp_full_space: the window the whole receive buffer allows.</summary>
+    private int FullSpace => ReceiveMemory.WindowFromSpace(_scalingRatio, _rcvbuf);
+
+    /// <summary>tcp_space: the window the unused receive memory allows (negative when over the limit).</summary>
+    private int FreeSpace => ReceiveMemory.WindowFromSpace(_scalingRatio, (int)Math.Max(int.MinValue / 2, _rcvbuf - _receiveBuffer.Memory));
 
     /// <summary>
     /// __tcp_select_window: the window to offer now. Never more than rcv_ssthresh (which grows
@@ -344,7 +347,10 @@ public sealed partial class TcpConnection
         int mss = Math.Min(mtuMss, _peerMss);
         mss = Math.Max(mss, 48);
         if (TimestampsOk) mss -= TimestampOptionSpace;
-        if (maxWindow > 0 && mss > maxWindow >> 1) mss = Math.Max(maxWindow >> 1, 68 - (TimestampsOk ? 32 : 20));
+        // tcp_bound_to_half_wnd: against a tiny window, segments of half the largest window seen
+        // (all of it when that is no more than 536 bytes) keep the sender out of silly windows.
+        int cutoff = maxWindow > DefaultPeerMss ? maxWindow >> 1 : maxWindow;
+        if (cutoff > 0 && mss > cutoff) mss = Math.Max(cutoff, 68 - (TimestampsOk ? 32 : 20));
         _mssCache = mss;
     }
 }
