@@ -36,6 +36,19 @@ public sealed partial class TcpConnection
     /// <summary>The MSS for new segments: peer's MSS and path MTU, less our option overhead.</summary>
     public int SendMss => _mssCache;
 
+    /// <summary>
+    /// tcp_current_mss: the MSS less the SACK blocks this segment will carry, so that a data
+    /// segment with SACK blocks still fits the MTU.
+    /// </summary>
+    private int CurrentMss
+    {
+        get
+        {
+            int blocks = SackOk ? Math.Min(_receiveBuffer.OutOfOrder.Count, TimestampsOk ? 3 : TcpOptions.MaxSackBlocks) : 0;
+            return blocks == 0 ? _mssCache : _mssCache - (4 + 8 * blocks);   // TCPOLEN_SACK_BASE_ALIGNED + blocks
+        }
+    }
+
     // ----- tcp_write_xmit -----
 
     /// <summary>tcp_push_pending_frames: send what the windows allow; arm the persist timer if blocked by a zero window.</summary>
@@ -53,12 +66,13 @@ public sealed partial class TcpConnection
     /// </summary>
     private bool WriteXmit(bool nagle)
     {
+        int mss = CurrentMss;
         while (true)
         {
             int available = DataEnd - SndNxt;
             bool finPending = _finQueued && SndNxt < WriteSeq && available <= 0;
             if (available <= 0 && !finPending) return false;
-            int length = Math.Min(available, _mssCache);
+            int length = Math.Min(available, mss);
             bool withFin = _finQueued && SndNxt + length == DataEnd;
 
             // tcp_cwnd_test: a lone FIN may go beyond the congestion window.
@@ -70,7 +84,7 @@ public sealed partial class TcpConnection
             // tcp_snd_wnd_test: the segment (FIN included) must fit the peer's window.
             if (SndNxt + length + (withFin ? 1 : 0) > WindowEnd) return true;
             // tcp_nagle_test on the last segment: hold a small one while a small one is unacknowledged.
-            if (nagle && length < _mssCache && !withFin && PacketsOut > 0
+            if (nagle && length < mss && !withFin && PacketsOut > 0
                 && _lastSmallSegmentEnd > SndUna && _lastSmallSegmentEnd <= SndNxt)
                 return true;
 
