@@ -15,6 +15,9 @@ public static class Program
             case "bulk-sim":
                 SimulatedBulk.Run(args[1..]);
                 break;
+            case "bulk-tap":
+                TapBulk.Run(args[1..]);
+                break;
             default:
                 BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
                 break;
