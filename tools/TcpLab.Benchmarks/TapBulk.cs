@@ -9,7 +9,7 @@ namespace TcpLab.Benchmarks;
 
 /// <summary>
 /// Bulk goodput between the managed stack behind a TAP and the Linux kernel, each direction:
-/// `bulk-tap [--n N] [--seconds S] [--tapbench PATH]` (root). The managed side runs a
+/// `bulk-tap [--n N] [--seconds S] [--offload] [--tapbench PATH]` (root). The managed side runs a
 /// <see cref="BulkSink"/> or <see cref="BulkSource"/> on its loop; the kernel side is
 /// tools/tapbench's sock-send / sock-sink in the namespace, pinned to CPU 1 with taskset. Run
 /// the benchmark itself under `taskset -c 0` so the managed loop has CPU 0.
@@ -27,6 +27,7 @@ public static class TapBulk
             ManagedAddress = Ipv4Cidr.Parse($"10.77.{n}.2/24"),
             KernelAddress = Ipv4Cidr.Parse($"10.77.{n}.1/24"),
             Seed = (ulong)n,
+            Offload = args.Contains("--offload"),
         });
         Console.WriteLine($"kernel->managed {KernelToManaged(lab, tapbench, n, seconds)}");
         Console.WriteLine($"managed->kernel {ManagedToKernel(lab, tapbench, n, seconds)}");

@@ -75,15 +75,18 @@ public sealed class Ipv4Layer
         }
         else
         {
-            Deliver(networkInterface, ip.Header, ip.Payload);
+            Deliver(networkInterface, ip.Header, ip.Payload, packet.Offload);
         }
         packet.Release();
     }
 
     /// <summary>ip_local_deliver_finish: hand the datagram to its protocol.</summary>
-    private void Deliver(NetworkInterface networkInterface, ReadOnlySpan<byte> header, ReadOnlySpan<byte> payload)
+    private void Deliver(NetworkInterface networkInterface, ReadOnlySpan<byte> header, ReadOnlySpan<byte> payload) =>
+        Deliver(networkInterface, header, payload, default);
+
+    private void Deliver(NetworkInterface networkInterface, ReadOnlySpan<byte> header, ReadOnlySpan<byte> payload, in OffloadInfo offload)
     {
-        var datagram = new IpDatagram(networkInterface, header, payload, _stack.Loop.Now);
+        var datagram = new IpDatagram(networkInterface, header, payload, _stack.Loop.Now, offload);
         IIpProtocolHandler? handler = _protocols[header[9]];
         if (handler is null)
         {
