@@ -1,10 +1,11 @@
 #!/bin/sh
 # The TAP ceiling: tapbench on a TAP in a fresh namespace (subnet 10.77.N.0/24), against a
 # kernel socket application in the namespace. Needs root.
-#   tools/tapbench/run.sh [N] [SECONDS]   (N in 140..149; prints one line per direction and mode)
+#   tools/tapbench/run.sh [N] [SECONDS] [MODES]   (N in 140..149; MODES "plain vnet" by default;
+#   prints one line per direction and mode)
 # Pinning: the TAP program on CPU 0, the kernel-side application on CPU 1.
 set -eu
-N=${1:-141}; SECONDS_=${2:-5}
+N=${1:-141}; SECONDS_=${2:-5}; MODES=${3:-plain vnet}
 HERE=$(cd "$(dirname "$0")" && pwd)
 make -s -C "$HERE" tapbench
 NS=tapbench-$$
@@ -17,7 +18,7 @@ configure() {   # waits for the device the TAP program creates, then addresses i
   ip -n "$NS" addr add 10.77.$N.1/24 dev tb0
   ip -n "$NS" link set tb0 up
 }
-for mode in plain vnet; do
+for mode in $MODES; do
   arg=""; [ $mode = vnet ] && arg=vnet
   # kernel -> TAP program
   ip netns exec "$NS" taskset -c 0 "$HERE/tapbench" tap-sink tb0 10.77.$N.2 "$SECONDS_" $arg > /tmp/$NS.sink &
