@@ -14,6 +14,8 @@ public sealed record KernelHostOptions
 {
     public required Ipv4Cidr Address { get; init; }
     public int Mtu { get; init; } = 1500;
+    /// <summary>IFF_VNET_HDR with TUN_F_CSUM | TUN_F_TSO4 (see <see cref="Namespaces.TapAttachmentOptions.Offload"/>).</summary>
+    public bool Offload { get; init; }
     public string DeviceName { get; init; } = "tl0";
     /// <summary>Set in the namespace before the address goes up ("net.ipv4.tcp_syn_retries", "2").</summary>
     public IReadOnlyList<KeyValuePair<string, string>> Sysctls { get; init; } = [];
@@ -56,7 +58,12 @@ public sealed class KernelHost : IDisposable
         TapDevice? tap = null;
         try
         {
-            var tapOptions = new TapOptions { Mtu = options.Mtu };
+            var tapOptions = new TapOptions
+            {
+                Mtu = options.Mtu,
+                VnetHeader = options.Offload,
+                Offloads = options.Offload ? LinkOffloads.RxOffload | LinkOffloads.TxChecksum : LinkOffloads.None,
+            };
             tap = TapDevice.OpenInNamespace(ns.Path, options.DeviceName, tapOptions, loop, new PacketBufferPool(TapDevice.ReceiveBufferSize(tapOptions)));
             Configure(ns, options);
             return new KernelHost(ns, tap, options, ReadMac(ns, options.DeviceName));

@@ -16,6 +16,12 @@ public sealed record TapAttachmentOptions
     public Ipv4Cidr ManagedAddress { get; init; } = Ipv4Cidr.Parse("10.77.0.2/24");
     public Ipv4Cidr KernelAddress { get; init; } = Ipv4Cidr.Parse("10.77.0.1/24");
     public int Mtu { get; init; } = 1500;
+    /// <summary>
+    /// Open the TAP with IFF_VNET_HDR and checksum offload both ways plus GRO-style receive
+    /// (TUN_F_CSUM | TUN_F_TSO4): the kernel hands over TCP superframes of up to 64 KiB with
+    /// partial checksums, and the stack leaves its TCP checksums for the kernel to finish.
+    /// </summary>
+    public bool Offload { get; init; }
     /// <summary>An existing namespace to attach to (left in place on exit); null makes a lab-owned one.</summary>
     public string? ExistingNamespace { get; init; }
     public string DeviceName { get; init; } = "tl0";
@@ -68,6 +74,7 @@ public sealed class TapAttachment : IDisposable
             {
                 Address = options.KernelAddress,
                 Mtu = options.Mtu,
+                Offload = options.Offload,
                 DeviceName = options.DeviceName,
                 Sysctls = options.KernelSysctls,
                 ExistingNamespace = options.ExistingNamespace,

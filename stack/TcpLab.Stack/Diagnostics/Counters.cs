@@ -31,6 +31,7 @@ public enum Mib
     // TcpExt (include/uapi/linux/snmp.h LINUX_MIB_*)
     TcpExtSyncookiesSent, TcpExtSyncookiesRecv, TcpExtSyncookiesFailed,
     TcpExtEmbryonicRsts, TcpExtOfoPruned, TcpExtOutOfWindowIcmps,
+    TcpExtPruneCalled, TcpExtRcvPruned, TcpExtTCPRcvCollapsed,
     TcpExtTW, TcpExtTWRecycled, TcpExtTWKilled, TcpExtTCPTimeWaitOverflow,
     TcpExtPAWSActive, TcpExtPAWSEstab,
     TcpExtDelayedACKs, TcpExtDelayedACKLost,

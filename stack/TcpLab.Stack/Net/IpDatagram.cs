@@ -1,3 +1,4 @@
+using TcpLab.Stack.Buffers;
 using TcpLab.Stack.Time;
 using TcpLab.Stack.Wire;
 
@@ -10,12 +11,14 @@ namespace TcpLab.Stack.Net;
 /// </summary>
 public readonly ref struct IpDatagram
 {
-    public IpDatagram(NetworkInterface networkInterface, ReadOnlySpan<byte> header, ReadOnlySpan<byte> payload, Instant timestamp)
+    public IpDatagram(NetworkInterface networkInterface, ReadOnlySpan<byte> header, ReadOnlySpan<byte> payload, Instant timestamp,
+                      in OffloadInfo offload = default)
     {
         Interface = networkInterface;
         Header = header;
         Payload = payload;
         Timestamp = timestamp;
+        Offload = offload;
     }
 
     public NetworkInterface Interface { get; }
@@ -23,6 +26,14 @@ public readonly ref struct IpDatagram
     public ReadOnlySpan<byte> Header { get; }
     public ReadOnlySpan<byte> Payload { get; }
     public Instant Timestamp { get; }
+    /// <summary>What the link said about the frame: a checksum the kernel verified or never filled in, a GRO superframe.</summary>
+    public OffloadInfo Offload { get; }
+
+    /// <summary>
+    /// The transport checksum need not be checked: the kernel verified it (DATA_VALID), or the
+    /// data never left the host and the checksum was left partial (NEEDS_CSUM, CHECKSUM_PARTIAL).
+    /// </summary>
+    public bool ChecksumTrusted => Offload.ChecksumVerified || Offload.NeedsChecksum;
 
     public Ipv4Address Source => Ipv4Address.Read(Header[12..]);
     public Ipv4Address Destination => Ipv4Address.Read(Header[16..]);

@@ -75,15 +75,18 @@ public sealed class Ipv4Layer
         }
         else
         {
-            Deliver(networkInterface, ip.Header, ip.Payload);
+            Deliver(networkInterface, ip.Header, ip.Payload, packet.Offload);
         }
         packet.Release();
     }
 
     /// <summary>ip_local_deliver_finish: hand the datagram to its protocol.</summary>
-    private void Deliver(NetworkInterface networkInterface, ReadOnlySpan<byte> header, ReadOnlySpan<byte> payload)
+    private void Deliver(NetworkInterface networkInterface, ReadOnlySpan<byte> header, ReadOnlySpan<byte> payload) =>
+        Deliver(networkInterface, header, payload, default);
+
+    private void Deliver(NetworkInterface networkInterface, ReadOnlySpan<byte> header, ReadOnlySpan<byte> payload, in OffloadInfo offload)
     {
-        var datagram = new IpDatagram(networkInterface, header, payload, _stack.Loop.Now);
+        var datagram = new IpDatagram(networkInterface, header, payload, _stack.Loop.Now, offload);
         IIpProtocolHandler? handler = _protocols[header[9]];
         if (handler is null)
         {
@@ -101,8 +104,11 @@ public sealed class Ipv4Layer
     /// <summary>Finds the interface and next hop for <paramref name="destination"/> (fib_lookup for a host).</summary>
     public bool TryRoute(Ipv4Address destination, out NetworkInterface networkInterface, out Ipv4Address nextHop)
     {
-        foreach (NetworkInterface candidate in _stack.Interfaces)
+        // Indexed loops: foreach over the IReadOnlyList would allocate an enumerator per segment.
+        IReadOnlyList<NetworkInterface> interfaces = _stack.Interfaces;
+        for (int i = 0; i < interfaces.Count; i++)
         {
+            NetworkInterface candidate = interfaces[i];
             if (candidate.Address.Contains(destination) || destination.IsBroadcast)
             {
                 networkInterface = candidate;
@@ -112,8 +118,9 @@ public sealed class Ipv4Layer
         }
         if (_stack.DefaultGateway is { } gateway)
         {
-            foreach (NetworkInterface candidate in _stack.Interfaces)
+            for (int i = 0; i < interfaces.Count; i++)
             {
+                NetworkInterface candidate = interfaces[i];
                 if (candidate.Address.Contains(gateway))
                 {
                     networkInterface = candidate;

@@ -132,6 +132,20 @@ public sealed partial class Sysctls
     [Sysctl("net.core.wmem_max", Min = 0)]
     public int CoreWmemMax { get; set; } = 212_992;
 
+    /// <summary>
+    /// Receive-buffer autotuning (tcp_rcv_space_adjust): sk_rcvbuf follows twice what the
+    /// application read per RTT, up to tcp_rmem[2]. Off for sockets with SO_RCVBUF.
+    /// </summary>
+    [Sysctl("net.ipv4.tcp_moderate_rcvbuf", Min = 0, Max = 1)]
+    public int TcpModerateRcvbuf { get; set; } = 1;
+
+    /// <summary>
+    /// Reserve 1/2^tcp_app_win of the window for the application (0: none); with the default 31
+    /// only the one-segment reservation of tcp_init_buffer_space remains.
+    /// </summary>
+    [Sysctl("net.ipv4.tcp_app_win", Min = 0, Max = 31)]
+    public int TcpAppWin { get; set; } = 31;
+
     /// <summary>Data sent this soon after data arrived makes the connection interactive (no quick ACKs).</summary>
     [Sysctl("net.ipv4.tcp_pingpong_thresh", Min = 1, Max = 255)]
     public int TcpPingpongThresh { get; set; } = 1;

@@ -14,10 +14,10 @@ public static class InitialWindow
     public const int MaxWindowScale = 14;
 
     /// <summary>
-    /// tcp_win_from_space with the default scaling_ratio (TCP_DEFAULT_SCALING_RATIO, one half):
-    /// the share of buffer memory Linux advertises as window, the rest covering overhead.
+    /// tcp_win_from_space with the default scaling_ratio (TCP_DEFAULT_SCALING_RATIO, one half),
+    /// which is what a handshake uses: no segment has been measured yet (see <see cref="ReceiveMemory"/>).
     /// </summary>
-    public static int WindowFromSpace(int space) => space / 2;
+    public static int WindowFromSpace(int space) => ReceiveMemory.WindowFromSpace(ReceiveMemory.DefaultScalingRatio, space);
 
     /// <param name="space">Buffer space for the window (tcp_full_space).</param>
     /// <param name="mss">MSS the window is quantised to (our MSS minus timestamp option room).</param>

@@ -9,16 +9,19 @@ namespace TcpLab.Stack.Tcp;
 /// </summary>
 internal readonly ref struct Segment
 {
-    public Segment(in TcpHeader header, ReadOnlySpan<byte> payload, Instant arrival)
+    public Segment(in TcpHeader header, ReadOnlySpan<byte> payload, Instant arrival, int gsoSize = 0)
     {
         Header = header;
         Payload = payload;
         Arrival = arrival;
+        GsoSize = gsoSize;
     }
 
     public readonly TcpHeader Header;
     public ReadOnlySpan<byte> Payload { get; }
     public Instant Arrival { get; }
+    /// <summary>For a GRO superframe (several wire segments received as one), the size of each; else 0.</summary>
+    public int GsoSize { get; }
 
     public TcpFlags Flags => Header.Flags;
     public bool Syn => (Header.Flags & TcpFlags.Syn) != 0;

@@ -3,23 +3,34 @@ namespace TcpLab.Stack.Tcp;
 /// <summary>
 /// The bytes between snd_una and write_seq: sent-but-unacknowledged data followed by data the
 /// application wrote that is not yet sent. A ring, so acknowledging bytes frees room without
-/// copying; segments and retransmissions read straight from it. It grows (never past the cap
-/// the connection sets from tcp_wmem or SO_SNDBUF) when autotuning asks for more room.
+/// copying; segments and retransmissions read straight from it.
+/// <para>
+/// <see cref="Limit"/> is sk_sndbuf, which the connection sets from tcp_wmem or SO_SNDBUF and
+/// raises as the congestion window grows (tcp_sndbuf_expand); the ring itself grows on demand,
+/// by doubling, up to the limit. The lab charges payload bytes against sk_sndbuf where Linux
+/// charges skb truesize (sk_wmem_queued); with 64 KiB GSO skbs the two differ by about 2 %.
+/// </para>
 /// </summary>
-internal sealed class SendBuffer(int capacity)
+internal sealed class SendBuffer(int limit)
 {
-    private byte[] _ring = new byte[Math.Max(capacity, 1)];
+    private const int InitialRing = 16 * 1024;
+
+    private byte[] _ring = new byte[Math.Min(Math.Max(limit, 1), InitialRing)];
     private int _start;
+
+    /// <summary>sk_sndbuf: the most bytes the buffer takes.</summary>
+    public int Limit { get; set; } = limit;
 
     public int Capacity => _ring.Length;
     /// <summary>Bytes held: write_seq - snd_una (data only, no SYN/FIN).</summary>
     public int Count { get; private set; }
-    public int Free => _ring.Length - Count;
+    public int Free => Math.Max(0, Limit - Count);
 
     /// <summary>Copies as much of <paramref name="data"/> as fits; returns the bytes taken.</summary>
     public int Append(ReadOnlySpan<byte> data)
     {
         int n = Math.Min(data.Length, Free);
+        if (Count + n > _ring.Length) Grow(Math.Max(Count + n, Math.Min(2 * _ring.Length, Limit)));
         int tail = (_start + Count) % _ring.Length;
         int first = Math.Min(n, _ring.Length - tail);
         data[..first].CopyTo(_ring.AsSpan(tail));
@@ -45,10 +56,8 @@ internal sealed class SendBuffer(int capacity)
         _ring.AsSpan(0, destination.Length - first).CopyTo(destination[first..]);
     }
 
-    /// <summary>Enlarges the ring to <paramref name="capacity"/> bytes (a no-op if already that big).</summary>
-    public void Grow(int capacity)
+    private void Grow(int capacity)
     {
-        if (capacity <= _ring.Length) return;
         var bigger = new byte[capacity];
         CopyTo(0, bigger.AsSpan(0, Count));
         _ring = bigger;

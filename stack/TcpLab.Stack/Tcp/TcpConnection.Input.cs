@@ -192,9 +192,7 @@ public sealed partial class TcpConnection
         // RFC 5681: cwnd 1 when more than one SYN or SYN-ACK had to be retransmitted.
         _cwnd = _totalRetrans > 1 ? 1 : InitialCwnd;
         _ssthresh = int.MaxValue;
-        int maxWindow = FullSpace;
-        if (_windowClamp >= maxWindow) _windowClamp = maxWindow;
-        _rcvSsthresh = Math.Min(_rcvSsthresh, _windowClamp);
+        InitBufferSpace();
         _lastSendTime = Now;
         _retransStamp = null;
         _retransmits = 0;
@@ -270,6 +268,7 @@ public sealed partial class TcpConnection
                 break;
         }
         if (_state == TcpState.Closed) return;
+        if (_state == TcpState.Established) MeasureReceiverRttByTimestamp(segment);
         DataSendCheck();
         AckSendCheck();
     }
@@ -491,12 +490,11 @@ public sealed partial class TcpConnection
                 _backoff = 0;   // RFC 6298: only a valid RTT sample resets the backoff
             }
             // FLAG_FORWARD_PROGRESS confirms the neighbour, as sk_dst_confirm does.
-            foreach (var networkInterface in _tcp.Stack.Interfaces) networkInterface.Neighbours.Confirm(Tuple.RemoteAddress);
+            if (_tcp.Stack.Ip.TryRoute(Tuple.RemoteAddress, out var networkInterface, out var nextHop)) networkInterface.Neighbours.Confirm(nextHop);
             RearmRetransmitTimer();
             CongestionAvoidance(ackedPackets);
             if (_inLoss && SndUna >= _highSeq) _inLoss = false;   // recovered from the RTO
             if (_inLoss) RetransmitLostSegments();
-            Observer?.OnWritable(this);
         }
         return 1;
     }
@@ -619,11 +617,11 @@ public sealed partial class TcpConnection
 
     private bool _cwndLimited;
 
-    /// <summary>tcp_data_snd_check: send what can go now, tell the application there is room.</summary>
+    /// <summary>tcp_data_snd_check: send what can go now, tell a waiting application there is room.</summary>
     private void DataSendCheck()
     {
         PushPendingFrames(nagle: !Options.NoDelay);
-        if (_sendBuffer.Free > 0 && !_sendShutdown) Observer?.OnWritable(this);
+        CheckSendSpace();
     }
 
     // ----- Data (tcp_data_queue) -----
@@ -645,7 +643,10 @@ public sealed partial class TcpConnection
             int skip = RcvNxt - segment.Seq;   // a partial retransmission: drop what we have
             ReadOnlySpan<byte> fresh = skip > 0 ? payload[Math.Min(skip, payload.Length)..] : payload;
             SeqNum newRcvNxt = RcvNxt;
-            if (fresh.Length > 0 && !_receiveBuffer.Store(RcvNxt, fresh, RcvNxt, out newRcvNxt))
+            int truesize = SegmentTruesize(segment);
+            // An empty queue always takes the segment (sk_forced_mem_schedule); else tcp_try_rmem_schedule.
+            bool memory = _receiveBuffer.Used == 0 || ReceiveMemoryAvailable();
+            if (fresh.Length > 0 && (!memory || !_receiveBuffer.Store(RcvNxt, fresh, RcvNxt, truesize, out newRcvNxt)))
             {
                 // tcp_try_rmem_schedule failed: advertise a zero window and drop.
                 Counters.Increment(Mib.TcpExtTCPRcvQDrop);
@@ -659,7 +660,7 @@ public sealed partial class TcpConnection
             {
                 RcvNxt = newRcvNxt;
                 BytesReceived += fresh.Length;
-                DataReceived(segment, payload.Length);
+                DataReceived(segment, payload.Length, truesize);
             }
             if (segment.Fin && RcvNxt == segment.EndSeq - 1) ReceiveFin();
             if (hadOutOfOrder && _receiveBuffer.OutOfOrder.Count == 0)
@@ -697,7 +698,8 @@ public sealed partial class TcpConnection
     private void QueueOutOfOrder(in Segment segment)
     {
         ReadOnlySpan<byte> payload = segment.Payload;
-        if (!_receiveBuffer.Store(segment.Seq, payload, RcvNxt, out _))
+        int truesize = SegmentTruesize(segment);
+        if (!ReceiveMemoryAvailable() || !_receiveBuffer.Store(segment.Seq, payload, RcvNxt, truesize, out _))
         {
             Counters.Increment(Mib.TcpExtTCPOFODrop);
             Counters.Drop(DropReason.TcpMemory);
@@ -708,7 +710,7 @@ public sealed partial class TcpConnection
         _sackOrder.Remove(segment.Seq);
         _sackOrder.Add(segment.Seq);
         PruneSackOrder();
-        if (SackOk) GrowWindow(payload.Length);
+        if (SackOk) GrowWindow(payload.Length, truesize);
         _dupAckCounter++;
     }
 
@@ -823,10 +825,11 @@ public sealed partial class TcpConnection
     private bool InQuickAckMode => _ackState.Quick > 0 && !InPingpongMode;
 
     /// <summary>tcp_event_data_recv: in-order data arrived; estimate the peer's segment size and the ACK delay.</summary>
-    private void DataReceived(in Segment segment, int length)
+    private void DataReceived(in Segment segment, int length, int truesize)
     {
         _ackState.Scheduled = true;
-        MeasureReceiveMss(segment, length);
+        MeasureReceiveMss(segment, length, truesize);
+        MeasureReceiverRttByWindow();
         if (_ackState.Ato == TimeSpan.Zero)
         {
             // The first data: start with quick ACKs.
@@ -844,19 +847,24 @@ public sealed partial class TcpConnection
                 IncreaseQuickAcks(MaxQuickAcks);   // the sender stalled: ACK quickly again
         }
         _ackState.LastReceive = Now;
-        if (length >= 128) GrowWindow(length);
+        if (length >= 128) GrowWindow(length, truesize);
     }
 
     private static TimeSpan Min(TimeSpan a, TimeSpan b, TimeSpan c) => a < b ? (a < c ? a : c) : (b < c ? b : c);
 
-    /// <summary>tcp_measure_rcv_mss: learn the peer's MSS from full-sized segments; PSH marks ends of writes.</summary>
-    private void MeasureReceiveMss(in Segment segment, int length)
+    /// <summary>
+    /// tcp_measure_rcv_mss: learn the peer's MSS from full-sized segments (a GRO superframe counts
+    /// by its segment size) and, from a new size, the payload/truesize ratio; PSH marks ends of writes.
+    /// </summary>
+    private void MeasureReceiveMss(in Segment segment, int length, int truesize)
     {
         int lastSize = _ackState.LastSegmentSize;
         _ackState.LastSegmentSize = 0;
-        if (length >= _ackState.RcvMss)
+        int segmentSize = segment.GsoSize != 0 ? segment.GsoSize : length;
+        if (segmentSize >= _ackState.RcvMss)
         {
-            _ackState.RcvMss = Math.Min(length, _advMss);
+            if (segmentSize != _ackState.RcvMss) MeasureScalingRatio(length, truesize);
+            _ackState.RcvMss = Math.Min(segmentSize, _advMss);
             if (segment.Psh) _ackState.Pushed = true;
             return;
         }
@@ -889,16 +897,6 @@ public sealed partial class TcpConnection
         IncreaseQuickAcks(MaxQuickAcks);
         _ackState.Pingpong = 0;
         _ackState.Ato = AtoMin;
-    }
-
-    /// <summary>tcp_grow_window: let rcv_ssthresh (the cap on our offered window) grow as data arrives.</summary>
-    private void GrowWindow(int length)
-    {
-        int room = Math.Min(_windowClamp, FreeSpace) - _rcvSsthresh;
-        if (room <= 0) return;
-        int increment = Math.Max(2 * _advMss, 2 * length);
-        _rcvSsthresh += Math.Min(room, increment);
-        _ackState.Quick |= 1;
     }
 
     /// <summary>__tcp_ack_snd_check: ACK now (two full segments, quick-ACK mode, a filled hole), or start the delayed-ACK timer.</summary>
@@ -983,7 +981,7 @@ public sealed partial class TcpConnection
         if (_ackState.Scheduled)
         {
             timeToAck = RcvNxt - RcvWup > _ackState.RcvMss
-                        || (copied > 0 && (_ackState.Pushed2 || (_ackState.Pushed && !InPingpongMode)) && _receiveBuffer.Used == 0);
+                        || (copied > 0 && (_ackState.Pushed2 || (_ackState.Pushed && !InPingpongMode)) && _receiveBuffer.Memory == 0);
         }
         if (copied > 0 && !timeToAck && !_receiveShutdown)
         {

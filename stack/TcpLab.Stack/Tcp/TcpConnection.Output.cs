@@ -36,6 +36,19 @@ public sealed partial class TcpConnection
     /// <summary>The MSS for new segments: peer's MSS and path MTU, less our option overhead.</summary>
     public int SendMss => _mssCache;
 
+    /// <summary>
+    /// tcp_current_mss: the MSS less the SACK blocks this segment will carry, so that a data
+    /// segment with SACK blocks still fits the MTU.
+    /// </summary>
+    private int CurrentMss
+    {
+        get
+        {
+            int blocks = SackOk ? Math.Min(_receiveBuffer.OutOfOrder.Count, TimestampsOk ? 3 : TcpOptions.MaxSackBlocks) : 0;
+            return blocks == 0 ? _mssCache : _mssCache - (4 + 8 * blocks);   // TCPOLEN_SACK_BASE_ALIGNED + blocks
+        }
+    }
+
     // ----- tcp_write_xmit -----
 
     /// <summary>tcp_push_pending_frames: send what the windows allow; arm the persist timer if blocked by a zero window.</summary>
@@ -53,12 +66,13 @@ public sealed partial class TcpConnection
     /// </summary>
     private bool WriteXmit(bool nagle)
     {
+        int mss = CurrentMss;
         while (true)
         {
             int available = DataEnd - SndNxt;
             bool finPending = _finQueued && SndNxt < WriteSeq && available <= 0;
             if (available <= 0 && !finPending) return false;
-            int length = Math.Min(available, _mssCache);
+            int length = Math.Min(available, mss);
             bool withFin = _finQueued && SndNxt + length == DataEnd;
 
             // tcp_cwnd_test: a lone FIN may go beyond the congestion window.
@@ -70,7 +84,7 @@ public sealed partial class TcpConnection
             // tcp_snd_wnd_test: the segment (FIN included) must fit the peer's window.
             if (SndNxt + length + (withFin ? 1 : 0) > WindowEnd) return true;
             // tcp_nagle_test on the last segment: hold a small one while a small one is unacknowledged.
-            if (nagle && length < _mssCache && !withFin && PacketsOut > 0
+            if (nagle && length < mss && !withFin && PacketsOut > 0
                 && _lastSmallSegmentEnd > SndUna && _lastSmallSegmentEnd <= SndNxt)
                 return true;
 
@@ -285,8 +299,11 @@ public sealed partial class TcpConnection
 
     // ----- Window selection (tcp_select_window) -----
 
-    private int FullSpace => InitialWindow.WindowFromSpace(_receiveBuffer.Capacity);
-    private int FreeSpace => InitialWindow.WindowFromSpace(_receiveBuffer.Capacity - _receiveBuffer.Used);
+    /// <summary>tcp_full_space: the window the whole receive buffer allows.</summary>
+    private int FullSpace => ReceiveMemory.WindowFromSpace(_scalingRatio, _rcvbuf);
+
+    /// <summary>tcp_space: the window the unused receive memory allows (negative when over the limit).</summary>
+    private int FreeSpace => ReceiveMemory.WindowFromSpace(_scalingRatio, (int)Math.Max(int.MinValue / 2, _rcvbuf - _receiveBuffer.Memory));
 
     /// <summary>
     /// __tcp_select_window: the window to offer now. Never more than rcv_ssthresh (which grows
@@ -355,7 +372,10 @@ public sealed partial class TcpConnection
         int mss = Math.Min(mtuMss, _peerMss);
         mss = Math.Max(mss, 48);
         if (TimestampsOk) mss -= TimestampOptionSpace;
-        if (maxWindow > 0 && mss > maxWindow >> 1) mss = Math.Max(maxWindow >> 1, 68 - (TimestampsOk ? 32 : 20));
+        // tcp_bound_to_half_wnd: against a tiny window, segments of half the largest window seen
+        // (all of it when that is no more than 536 bytes) keep the sender out of silly windows.
+        int cutoff = maxWindow > DefaultPeerMss ? maxWindow >> 1 : maxWindow;
+        if (cutoff > 0 && mss > cutoff) mss = Math.Max(cutoff, 68 - (TimestampsOk ? 32 : 20));
         _mssCache = mss;
     }
 }

@@ -35,7 +35,8 @@ public sealed partial class TcpConnection : TcpFlow
         _state = initial;
         Sysctls sysctls = tcp.Sysctls;
         _rtt = new RttEstimator(sysctls.TcpRtoMin, sysctls.TcpRtoMax);
-        _receiveBuffer = new ReceiveBuffer(ReceiveBufferBytes(sysctls, options));
+        _rcvbuf = ReceiveBufferBytes(sysctls, options);
+        _receiveBuffer = new ReceiveBuffer(RingFor(_rcvbuf));
         _sendBuffer = new SendBuffer(SendBufferBytes(sysctls, options));
         _retransmitTimer = tcp.Loop.CreateTimer(OnRetransmitTimer);
         _delayedAckTimer = tcp.Loop.CreateTimer(OnDelayedAckTimer);
@@ -98,6 +99,10 @@ public sealed partial class TcpConnection : TcpFlow
 
     private readonly SendBuffer _sendBuffer;
     private readonly ReceiveBuffer _receiveBuffer;
+    /// <summary>sk_rcvbuf: the receive memory limit, in Linux's truesize accounting (see <see cref="ReceiveMemory"/>).</summary>
+    private int _rcvbuf;
+    /// <summary>tp->scaling_ratio: the share of buffer memory offered as window, in 1/256.</summary>
+    private int _scalingRatio = ReceiveMemory.DefaultScalingRatio;
     private readonly RttEstimator _rtt;
     private readonly Timer _retransmitTimer;
     private readonly Timer _delayedAckTimer;
@@ -250,16 +255,27 @@ public sealed partial class TcpConnection : TcpFlow
         return Math.Max(MinMss, Math.Min(mss, options.MaxSegment ?? int.MaxValue));
     }
 
-    /// <summary>sk_rcvbuf: SO_RCVBUF doubled (capped by rmem_max) or tcp_rmem[1].</summary>
+    /// <summary>SOCK_MIN_RCVBUF and SOCK_MIN_SNDBUF: 2048 + sizeof(struct sk_buff), once or twice.</summary>
+    private const int MinReceiveBuffer = 2304, MinSendBuffer = 2 * 2304;
+
+    /// <summary>sk_rcvbuf: SO_RCVBUF doubled (sock_setsockopt, capped by rmem_max) or tcp_rmem[1].</summary>
     internal static int ReceiveBufferBytes(Sysctls sysctls, TcpSocketOptions options) =>
-        options.ReceiveBufferSize is { } requested ? Math.Max(2 * Math.Min(requested, sysctls.CoreRmemMax), 2304) : sysctls.TcpRmem[1];
+        options.ReceiveBufferSize is { } requested ? Math.Max(2 * Math.Min(requested, sysctls.CoreRmemMax), MinReceiveBuffer) : sysctls.TcpRmem[1];
+
+    /// <summary>sk_sndbuf: SO_SNDBUF doubled (capped by wmem_max) or tcp_wmem[1] to start with.</summary>
+    internal static int SendBufferBytes(Sysctls sysctls, TcpSocketOptions options) =>
+        options.SendBufferSize is { } requested ? Math.Max(2 * Math.Min(requested, sysctls.CoreWmemMax), MinSendBuffer) : sysctls.TcpWmem[1];
 
     /// <summary>
-    /// Payload bytes the send buffer holds: SO_SNDBUF as requested (the kernel doubles it to cover
-    /// its skb overhead, the lab counts payload only) or tcp_wmem[1] to start with.
+    /// The receive ring for a buffer of <paramref name="rcvbuf"/> bytes: payload never costs more
+    /// than its truesize, and Linux admits one segment past the limit, so rcvbuf plus the largest
+    /// segment always fits.
     /// </summary>
-    internal static int SendBufferBytes(Sysctls sysctls, TcpSocketOptions options) =>
-        options.SendBufferSize is { } requested ? Math.Max(Math.Min(requested, sysctls.CoreWmemMax), 2304) : sysctls.TcpWmem[1];
+    private static int RingFor(int rcvbuf) => rcvbuf + 65536;
+
+    /// <summary>SOCK_RCVBUF_LOCK and SOCK_SNDBUF_LOCK: setsockopt fixed the size, so no autotuning.</summary>
+    private bool ReceiveBufferLocked => Options.ReceiveBufferSize is not null;
+    private bool SendBufferLocked => Options.SendBufferSize is not null;
 
     internal void SetTsRecent(uint tsVal)
     {
@@ -373,6 +389,7 @@ public sealed partial class TcpConnection : TcpFlow
     private int AppendToSendBuffer(ReadOnlySpan<byte> data)
     {
         int taken = _sendBuffer.Append(data);
+        if (taken < data.Length) _sendBufferFull = true;   // SOCK_NOSPACE: wake the writer when room frees up
         if (taken == 0) return 0;
         SeqNum end = WriteSeq + taken;
         WriteSeq = end;
@@ -389,6 +406,7 @@ public sealed partial class TcpConnection : TcpFlow
         int copied = _receiveBuffer.Read(destination);
         if (copied > 0)
         {
+            AdjustReceiveSpace();
             CleanupReceiveBuffer(copied);
             return copied;
         }

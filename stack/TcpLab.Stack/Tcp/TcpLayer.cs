@@ -1,5 +1,6 @@
 using TcpLab.Stack.Buffers;
 using TcpLab.Stack.Diagnostics;
+using TcpLab.Stack.Link;
 using TcpLab.Stack.Net;
 using TcpLab.Stack.Settings;
 using TcpLab.Stack.Time;
@@ -207,7 +208,7 @@ public sealed class TcpLayer : IIpProtocolHandler
             counters.Increment(Mib.TcpInErrs);
             return;
         }
-        if (!wire.HasValidChecksum(datagram.Source, datagram.Destination))
+        if (!datagram.ChecksumTrusted && !wire.HasValidChecksum(datagram.Source, datagram.Destination))
         {
             counters.Reject(WireProtocol.Tcp, WireError.BadChecksum);
             counters.Increment(Mib.TcpInCsumErrors);
@@ -217,7 +218,10 @@ public sealed class TcpLayer : IIpProtocolHandler
         // As tcp_parse_options(), a malformed option ends option parsing but not the segment.
         if (TcpHeader.Read(wire, out TcpHeader header) is var optionError and not WireError.None)
             counters.Reject(WireProtocol.Tcp, optionError);
-        var segment = new Segment(header, wire.Payload, datagram.Timestamp);
+        // A GRO superframe (TUN_F_TSO4) is one segment of several MSS: TCP takes it whole, as
+        // Linux's TCP takes a GRO skb, and learns the peer's segment size from gso_size.
+        int gsoSize = datagram.Offload.Gso == GsoKind.TcpV4 ? datagram.Offload.GsoSize : 0;
+        var segment = new Segment(header, wire.Payload, datagram.Timestamp, gsoSize);
         var tuple = new FourTuple(datagram.Destination, header.DestinationPort, datagram.Source, header.SourcePort);
 
         if (_flows.TryGetValue(tuple, out TcpFlow? flow))
@@ -368,6 +372,13 @@ public sealed class TcpLayer : IIpProtocolHandler
 
     // ----- Output -----
 
+    private const ushort TcpChecksumOffset = 16;
+
+    /// <summary>Whether the interface towards <paramref name="remote"/> finishes TCP checksums (TUN_F_CSUM on a TAP).</summary>
+    private bool ChecksumOffload(Ipv4Address remote) =>
+        Stack.Ip.TryRoute(remote, out NetworkInterface networkInterface, out _)
+        && (networkInterface.Link.Info.Offloads & LinkOffloads.TxChecksum) != 0;
+
     /// <summary>A buffer from the pool of the interface that reaches <paramref name="remote"/>, or null without a route.</summary>
     internal PacketBuffer? RentSegmentBuffer(Ipv4Address remote) =>
         Stack.Ip.TryRoute(remote, out NetworkInterface networkInterface, out _) ? networkInterface.Pool.Rent() : null;
@@ -380,7 +391,18 @@ public sealed class TcpLayer : IIpProtocolHandler
     {
         Span<byte> tcp = buffer.Prepend(header.Length);
         header.Write(tcp);
-        TcpHeader.WriteChecksum(buffer.Span, tuple.LocalAddress, tuple.RemoteAddress);
+        if (ChecksumOffload(tuple.RemoteAddress))
+        {
+            // CHECKSUM_PARTIAL (tcp_v4_send_check): the link's device finishes the sum.
+            TcpHeader.WritePseudoHeaderChecksum(buffer.Span, tuple.LocalAddress, tuple.RemoteAddress);
+            buffer.Offload.NeedsChecksum = true;
+            buffer.Offload.ChecksumStart = 0;                 // IPv4 and Ethernet add their header lengths
+            buffer.Offload.ChecksumOffset = TcpChecksumOffset;
+        }
+        else
+        {
+            TcpHeader.WriteChecksum(buffer.Span, tuple.LocalAddress, tuple.RemoteAddress);
+        }
         buffer.Cause = cause;
         if (countAsOutSegment) Counters.Increment(Mib.TcpOutSegs);
         if ((header.Flags & TcpFlags.Rst) != 0) Counters.Increment(Mib.TcpOutRsts);

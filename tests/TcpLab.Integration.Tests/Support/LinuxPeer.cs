@@ -20,7 +20,8 @@ internal sealed class LinuxPeer : IDisposable
 {
     private readonly TapAttachment _lab;
 
-    public LinuxPeer(int n, Action<Sysctls>? managed = null, IReadOnlyList<KeyValuePair<string, string>>? kernelSysctls = null)
+    public LinuxPeer(int n, Action<Sysctls>? managed = null, IReadOnlyList<KeyValuePair<string, string>>? kernelSysctls = null,
+                     bool offload = false)
     {
         Network = new TestNetwork(n);
         var sysctls = new Sysctls();
@@ -33,6 +34,7 @@ internal sealed class LinuxPeer : IDisposable
             KernelSysctls = kernelSysctls ?? [],
             Capture = Frames,
             Seed = (ulong)n,
+            Offload = offload,
         });
         _lab.Loop.Invoke(() => _lab.Stack.Tcp.StateChanged += change => { lock (States) States.Add(change); });
     }

@@ -127,10 +127,12 @@ public class DelayedAckTests
     {
         var net = new TwoHosts(wire: WireOptions.Default with { Delay = TimeSpan.FromMilliseconds(1) });
         var (client, server) = Connected.Open(net);
-        // Exhaust quick-ACK mode with small writes first (100 ms apart, below the RTO).
-        for (int i = 0; i < 20; i++)
+        // Exhaust quick-ACK mode first with full-sized writes 100 ms apart (below the RTO). While
+        // they make rcv_ssthresh grow, tcp_grow_window keeps quick-ACK mode alive (quick |= 1);
+        // once it reached the window clamp, each ACK uses up one of the 16 quick ACKs.
+        for (int i = 0; i < 30; i++)
         {
-            client.Write("x"u8);
+            client.Write(new byte[client.SendMss]);
             net.Run(TimeSpan.FromMilliseconds(100));
             Connected.ReadAll(server);
         }

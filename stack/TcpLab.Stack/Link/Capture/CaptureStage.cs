@@ -57,7 +57,11 @@ public sealed class CaptureStage : ILink, IFrameHandler
     private void Record(PacketBuffer frame, PacketDirection direction)
     {
         // The cause is worded only for frames that have one; that string is the only allocation here.
-        string? comment = frame.Cause.IsNone ? null : frame.Cause.ToString();
+        // A GSO/GRO superframe is recorded as it crossed the TAP, one frame of several segments,
+        // and its comment says so (on the Linux side of the TAP it is so many MSS-sized segments).
+        string? comment = frame.Offload.Gso != GsoKind.None
+            ? $"GSO superframe, gso_size {frame.Offload.GsoSize}" + (frame.Cause.IsNone ? "" : $"; {frame.Cause}")
+            : frame.Cause.IsNone ? null : frame.Cause.ToString();
         _sink.Record(_interfaceId, CaptureTime.UnixNanoseconds(_loop, _loop.Now), direction, frame.Span, comment);
     }
 }
