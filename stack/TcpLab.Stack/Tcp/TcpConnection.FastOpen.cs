@@ -136,7 +136,7 @@ public sealed partial class TcpConnection
     private void AcceptSynPayload(in Segment segment)
     {
         ReadOnlySpan<byte> payload = segment.Payload;
-        if (payload.Length > 0 && _receiveBuffer.Store(RcvNxt, payload, RcvNxt, out SeqNum end))
+        if (payload.Length > 0 && _receiveBuffer.Store(RcvNxt, payload, RcvNxt, SegmentTruesize(segment), out SeqNum end))
         {
             RcvNxt = end;
             BytesReceived = payload.Length;

@@ -24,18 +24,30 @@ public sealed class KernelTimerModel
 
     private long TickNs => 1_000_000_000L / Hz;
 
-    /// <summary>The instant a timer armed at <paramref name="now"/> for <paramref name="delay"/> fires.</summary>
+    /// <summary>
+    /// The instant a timer armed at <paramref name="now"/> for <paramref name="delay"/> fires.
+    /// Never before now + delay, and never in the tick it was armed in: the timer softirq runs
+    /// on ticks, after whatever the current segment woke up (so a delayed ACK with ato 0 lets
+    /// the application answer first). With the wheel's slack, exactly as Linux computes it:
+    /// jiffies + the delay in ticks, rounded up to the wheel level's granularity. Without it, the
+    /// first tick at or after now + delay: times stay exact where events fall on ticks.
+    /// </summary>
     public Instant Deadline(Instant now, TimeSpan delay)
     {
         if (Hz == 0) return now + delay;
         long tick = TickNs;
-        long nowTicks = now.Nanoseconds / tick;
+        long nowTicks = now.Nanoseconds / tick;               // jiffies
         long delayNs = Math.Max(0, delay.Ticks * 100);
-        long delayTicks = (delayNs + tick - 1) / tick;      // round up, like usecs_to_jiffies
-        // A timer due this tick (a delayed ACK with ato 0) still waits for the next tick: the
-        // timer softirq runs on ticks, after whatever the current segment woke up.
-        long expires = nowTicks + Math.Max(delayTicks, 1);
-        if (WheelSlack) expires = WheelExpiry(nowTicks, expires);
+        long expires;
+        if (WheelSlack)
+        {
+            long delayTicks = (delayNs + tick - 1) / tick;    // usecs_to_jiffies rounds up
+            expires = WheelExpiry(nowTicks, nowTicks + delayTicks);
+        }
+        else
+        {
+            expires = Math.Max((now.Nanoseconds + delayNs + tick - 1) / tick, nowTicks + 1);
+        }
         return new Instant(expires * tick);
     }
 
