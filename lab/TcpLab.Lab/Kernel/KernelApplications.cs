@@ -16,52 +16,19 @@ namespace TcpLab.Lab.Kernel;
 /// what it sent, received and failed with. Calls are started on the loop and their
 /// continuations return to it (its SynchronizationContext), so no locks are needed.
 /// </summary>
-internal sealed class KernelApplications : IApplicationRunner
+internal sealed class KernelApplications(IReadOnlyDictionary<string, KernelHost> hosts, RunRecord runRecord, RealTimeEventLoop loop, Instant origin)
+    : ApplicationRunner<KernelApplications.KernelSocket>(loop, origin)
 {
     private const int IpProtoTcp = 6;
     private const int TcpSynCnt = 7;   // TCP_SYNCNT
 
-    private readonly IReadOnlyDictionary<string, KernelHost> _hosts;
-    private readonly RunRecord _record;
-    private readonly RealTimeEventLoop _loop;
-    private readonly Instant _origin;
-    private readonly Dictionary<string, KernelSocket> _sockets = new();
+    private readonly RunRecord _record = runRecord;
+    private readonly RealTimeEventLoop _loop = loop;
     private readonly List<Socket> _listeners = new();
 
-    public KernelApplications(IReadOnlyDictionary<string, KernelHost> hosts, RunRecord record, RealTimeEventLoop loop, Instant origin)
+    protected override void Listen(ListenStep step)
     {
-        _hosts = hosts;
-        _record = record;
-        _loop = loop;
-        _origin = origin;
-    }
-
-    private TimeSpan Now => _loop.Now - _origin;
-
-    public void Execute(Step step)
-    {
-        switch (step)
-        {
-            case ListenStep listen:
-                Listen(listen);
-                break;
-            case ConnectStep connect:
-                Connect(connect);
-                break;
-            case SendStep send:
-                Socket(send.Socket).Send(send.Data);
-                break;
-            case SocketStep action:
-                Socket(action.Socket).Do(action.Action);
-                break;
-            default:
-                throw new InvalidOperationException($"line {step.Line}: a kernel host cannot run {step.GetType().Name}");
-        }
-    }
-
-    private void Listen(ListenStep step)
-    {
-        KernelHost host = _hosts[step.Host];
+        KernelHost host = hosts[step.Host];
         Socket listener = host.CreateTcpSocket();
         _listeners.Add(listener);
         listener.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
@@ -84,18 +51,18 @@ internal sealed class KernelApplications : IApplicationRunner
             {
                 return;   // the run is over
             }
-            Adopt(accepted == 1 ? name : $"{name}{accepted}", host, connection).Start();
+            Adopt(AcceptedName(name, accepted), host, connection).Start();
         }
     }
 
-    private void Connect(ConnectStep step)
+    protected override void Connect(ConnectStep step)
     {
-        KernelHost host = _hosts[step.Host];
+        KernelHost host = hosts[step.Host];
         Socket socket = host.CreateTcpSocket();
         Apply(socket, step.Options);
         NamedSocket record = _record.Socket(step.Socket, step.Host);
         var app = new KernelSocket(this, socket, record);
-        _sockets[step.Socket] = app;
+        Name(step.Socket, app);
         try
         {
             if (step.LocalPort != 0)
@@ -116,13 +83,9 @@ internal sealed class KernelApplications : IApplicationRunner
     private KernelSocket Adopt(string name, string host, Socket connection)
     {
         var app = new KernelSocket(this, connection, _record.Socket(name, host));
-        _sockets[name] = app;
+        Name(name, app);
         return app;
     }
-
-    private KernelSocket Socket(string name) =>
-        _sockets.TryGetValue(name, out KernelSocket? s) ? s
-        : throw new InvalidOperationException($"socket '{name}' does not exist yet (its connect failed or was never accepted)");
 
     private static void Apply(Socket socket, SocketOptionsSpec options)
     {
@@ -141,7 +104,7 @@ internal sealed class KernelApplications : IApplicationRunner
     public void CloseAll()
     {
         foreach (Socket listener in _listeners) listener.Dispose();
-        foreach (KernelSocket socket in _sockets.Values) socket.Dispose();
+        foreach (KernelSocket socket in AllSockets) socket.Dispose();
     }
 
     private static IPAddress ToIp(Ipv4Address address) => new(BitConverter.GetBytes(System.Buffers.Binary.BinaryPrimitives.ReverseEndianness(address.Value)));
@@ -168,7 +131,7 @@ internal sealed class KernelApplications : IApplicationRunner
     };
 
     /// <summary>One application socket on a kernel host.</summary>
-    private sealed class KernelSocket(KernelApplications owner, Socket socket, NamedSocket record) : IDisposable
+    internal sealed class KernelSocket(KernelApplications owner, Socket socket, NamedSocket record) : IDisposable, IScenarioSocket
     {
         private readonly Queue<byte[]> _toSend = new();
         private readonly byte[] _readBuffer = new byte[64 * 1024];

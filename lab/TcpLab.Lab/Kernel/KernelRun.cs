@@ -92,8 +92,12 @@ public static class KernelRun
             var sink = new RecordingSink(writer, record, loop.Epoch);
             var stacks = new Dictionary<string, NetworkStack>();
             Instant origin = default;   // set once the lab is built, just before the first step
-            tracker = KernelStateTracker.Start(loop, kernels.Values, k => kernels.First(p => p.Value == k).Key,
-                change => record.AddState(new StateEvent(change.At - origin, change.Host, change.Tuple, change.ConnectionId, change.From, change.To)));
+            tracker = KernelStateTracker.Start(loop, kernels.Values, k => kernels.First(p => p.Value == k).Key, change =>
+            {
+                // Changes after the experiment's end are the lab closing the sockets, not the experiment.
+                if (change.At - origin <= scenario.Duration)
+                    record.AddState(new StateEvent(change.At - origin, change.Host, change.Tuple, change.ConnectionId, change.From, change.To));
+            });
 
             loop.Invoke(() =>
             {

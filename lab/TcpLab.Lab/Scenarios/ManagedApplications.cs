@@ -9,63 +9,29 @@ namespace TcpLab.Lab.Scenarios;
 /// (unless told to stop), sends what the steps give it as fast as the send buffer allows, and
 /// records what it sent, received and failed with. Everything happens on the stacks' loop.
 /// </summary>
-internal sealed class ManagedApplications : IApplicationRunner
+internal sealed class ManagedApplications(IReadOnlyDictionary<string, NetworkStack> stacks, RunRecord runRecord, EventLoop loop, Instant origin)
+    : ApplicationRunner<ManagedApplications.AppSocket>(loop, origin)
 {
-    private readonly IReadOnlyDictionary<string, NetworkStack> _stacks;
-    private readonly RunRecord _record;
-    private readonly EventLoop _loop;
-    private readonly Instant _origin;
-    private readonly Dictionary<string, AppSocket> _sockets = new();
+    private readonly RunRecord _record = runRecord;
 
-    public ManagedApplications(IReadOnlyDictionary<string, NetworkStack> stacks, RunRecord record, EventLoop loop, Instant origin)
+    protected override void Listen(ListenStep step)
     {
-        _stacks = stacks;
-        _record = record;
-        _loop = loop;
-        _origin = origin;
-    }
-
-    private TimeSpan Now => _loop.Now - _origin;
-
-    public void Execute(Step step)
-    {
-        switch (step)
-        {
-            case ListenStep listen:
-                Listen(listen);
-                break;
-            case ConnectStep connect:
-                Connect(connect);
-                break;
-            case SendStep send:
-                Socket(send.Socket).Send(send.Data);
-                break;
-            case SocketStep action:
-                Socket(action.Socket).Do(action.Action);
-                break;
-            default:
-                throw new InvalidOperationException($"line {step.Line}: a managed host cannot run {step.GetType().Name}");
-        }
-    }
-
-    private void Listen(ListenStep step)
-    {
-        ListenSocket listener = _stacks[step.Host].Tcp.Listen(Stack.Wire.Ipv4Address.Any, step.Port, step.Backlog, step.Options.ToOptions());
+        ListenSocket listener = stacks[step.Host].Tcp.Listen(Stack.Wire.Ipv4Address.Any, step.Port, step.Backlog, step.Options.ToOptions());
         if (step.AcceptAs is not { } name) return;   // an application that never accepts
         int accepted = 0;
         listener.Acceptable += l =>
         {
             while (l.TryAccept() is { } connection)
             {
-                string socketName = ++accepted == 1 ? name : $"{name}{accepted}";
+                string socketName = AcceptedName(name, ++accepted);
                 Adopt(socketName, step.Host, connection);
             }
         };
     }
 
-    private void Connect(ConnectStep step)
+    protected override void Connect(ConnectStep step)
     {
-        NetworkStack stack = _stacks[step.Host];
+        NetworkStack stack = stacks[step.Host];
         try
         {
             Adopt(step.Socket, step.Host, stack.Tcp.Connect(step.Target, step.Port, step.Options.ToOptions(), step.LocalPort));
@@ -80,17 +46,13 @@ internal sealed class ManagedApplications : IApplicationRunner
     {
         NamedSocket record = _record.Socket(name, host);
         var socket = new AppSocket(this, connection, record);
-        _sockets[name] = socket;
+        Name(name, socket);
         _record.Bind(name, connection.Tuple, connection.ConnectionId, Now);
         socket.ReadAvailable();
     }
 
-    private AppSocket Socket(string name) =>
-        _sockets.TryGetValue(name, out AppSocket? s) ? s
-        : throw new InvalidOperationException($"socket '{name}' does not exist yet (its connect failed or was never accepted)");
-
     /// <summary>One application socket: an observer of its connection.</summary>
-    private sealed class AppSocket : ITcpConnectionObserver
+    internal sealed class AppSocket : ITcpConnectionObserver, IScenarioSocket
     {
         private readonly ManagedApplications _owner;
         private readonly NamedSocket _record;
@@ -188,13 +150,13 @@ internal sealed class ManagedApplications : IApplicationRunner
 
         // The application runs after the stack has finished with the segment that woke it
         // (as a process woken by sk_data_ready runs after the softirq), so it is posted.
-        public void OnReadable(TcpConnection connection) => _owner._loop.Post(ReadAvailable);
+        public void OnReadable(TcpConnection connection) => _owner.Loop.Post(ReadAvailable);
 
-        public void OnWritable(TcpConnection connection) => _owner._loop.Post(Flush);
+        public void OnWritable(TcpConnection connection) => _owner.Loop.Post(Flush);
 
         public void OnStateChanged(TcpConnection connection, TcpState from, TcpState to)
         {
-            if (to == TcpState.Established) _owner._loop.Post(Flush);
+            if (to == TcpState.Established) _owner.Loop.Post(Flush);
         }
 
         public void OnClosed(TcpConnection connection)

@@ -2,12 +2,6 @@ using TcpLab.Stack.Time;
 
 namespace TcpLab.Lab.Scenarios;
 
-/// <summary>What runs a host's application steps: sockets of a managed stack, or of a Linux kernel.</summary>
-internal interface IApplicationRunner
-{
-    void Execute(Step step);
-}
-
 /// <summary>
 /// Runs a scenario's steps at their times, counted from the run's origin on the loop's clock;
 /// a step with a condition ("when: s is CLOSE_WAIT") waits after its time until the socket is
