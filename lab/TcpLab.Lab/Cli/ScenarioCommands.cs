@@ -128,6 +128,7 @@ public static class ScenarioCommands
         }
         foreach (ScenarioResult r in results)
         {
+            if (r.LinuxNotes is { } notes) AnsiConsole.MarkupLine($"[grey]{Markup.Escape(r.Scenario)} against Linux: {Markup.Escape(notes)}[/]");
             foreach (ExpectationResult e in r.Expectations.Where(e => e.NotApplicable is not null))
                 AnsiConsole.MarkupLine($"[grey]{Markup.Escape(r.Scenario)} line {e.Line}: {Markup.Escape(e.Description)}: not checked, {Markup.Escape(e.NotApplicable!)}[/]");
         }

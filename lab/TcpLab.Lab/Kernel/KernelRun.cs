@@ -76,6 +76,7 @@ public static class KernelRun
         var kernels = new Dictionary<string, KernelHost>();
         KernelStateTracker? tracker = null;
         KernelApplications? kernelApps = null;
+        PcapNgWriter? writer = null;
         string? failure = null;
         try
         {
@@ -88,7 +89,7 @@ public static class KernelRun
                 });
             }
 
-            using PcapNgWriter writer = PcapNgWriter.Create(Path.Combine(directory, "capture.pcapng"));
+            writer = PcapNgWriter.Create(Path.Combine(directory, "capture.pcapng"));
             var sink = new RecordingSink(writer, record, loop.Epoch);
             var stacks = new Dictionary<string, NetworkStack>();
             Instant origin = default;   // set once the lab is built, just before the first step
@@ -154,9 +155,11 @@ public static class KernelRun
         finally
         {
             // Every piece is taken down even if another fails: a namespace must not outlive the run.
-            Cleanup(() => { if (kernelApps is not null) loop.Invoke(kernelApps.CloseAll); });
-            Cleanup(() => tracker?.Dispose());
+            // The loop stops first: what the lab's own cleanup makes the kernels send is not the experiment's.
             Cleanup(loop.Stop);
+            Cleanup(() => kernelApps?.CloseAll());
+            Cleanup(() => tracker?.Dispose());
+            Cleanup(() => writer?.Dispose());
             foreach (KernelHost kernel in kernels.Values) Cleanup(kernel.Dispose);
         }
         record.SortStatesByTime();

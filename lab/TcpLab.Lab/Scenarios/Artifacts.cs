@@ -67,6 +67,7 @@ public static class Artifacts
             mode = result.Mode,
             passed = result.Passed,
             failure = result.Failure,
+            linux_notes = result.LinuxNotes,
             experiment_seconds = result.ExperimentTime.TotalSeconds,
             expectations = result.Expectations.Select(e => new
             {

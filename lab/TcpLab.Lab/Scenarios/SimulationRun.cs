@@ -18,6 +18,9 @@ public sealed record RunOptions(ulong Seed, string OutputDirectory, SysctlOverri
 public sealed record ScenarioResult(string Scenario, string Variant, string Mode, IReadOnlyList<ExpectationResult> Expectations,
                                     string ArtifactDirectory, TimeSpan ExperimentTime, TimeSpan WallTime, string? Failure = null)
 {
+    /// <summary>The scenario's word on how a run against the kernel differs (only for such runs).</summary>
+    public string? LinuxNotes { get; init; }
+
     public bool Passed => Failure is null && Expectations.All(e => e.Passed);
 }
 
@@ -123,7 +126,10 @@ internal static class RunSupport
     {
         var results = variant.Expectations.Select(e => e.Check(record)).ToList();
         if (record.StepFailures.Count > 0) failure = string.Join("; ", record.StepFailures.Prepend(failure).OfType<string>());
-        var result = new ScenarioResult(scenario.Name, variant.Name, mode, results, directory, scenario.Duration, wall, failure);
+        var result = new ScenarioResult(scenario.Name, variant.Name, mode, results, directory, scenario.Duration, wall, failure)
+        {
+            LinuxNotes = record.AgainstKernel ? scenario.LinuxNotes : null,
+        };
         Artifacts.Write(scenario, variant, record, result);
         return result;
     }
