@@ -21,6 +21,7 @@ internal sealed class KernelApplications(IReadOnlyDictionary<string, KernelHost>
 {
     private const int IpProtoTcp = 6;
     private const int TcpSynCnt = 7;   // TCP_SYNCNT
+    private const int TcpFastOpen = 23;   // TCP_FASTOPEN: a listener's Fast Open queue length
 
     private readonly RunRecord _record = runRecord;
     private readonly RealTimeEventLoop _loop = loop;
@@ -77,7 +78,8 @@ internal sealed class KernelApplications(IReadOnlyDictionary<string, KernelHost>
             record.RecordError(ToErrno(e), Now);
             return;
         }
-        _ = app.ConnectAsync(new IPEndPoint(ToIp(step.Target), step.Port));
+        if (step.FastOpenData is { } data) app.ConnectWithFastOpen(step.Target, step.Port, data);
+        else _ = app.ConnectAsync(new IPEndPoint(ToIp(step.Target), step.Port));
     }
 
     private KernelSocket Adopt(string name, string host, Socket connection)
@@ -98,6 +100,7 @@ internal sealed class KernelApplications(IReadOnlyDictionary<string, KernelHost>
         if (options.ReceiveBuffer is { } receive) socket.ReceiveBufferSize = receive;
         if (options.SendBuffer is { } send) socket.SendBufferSize = send;
         if (options.SynRetries is { } syn) socket.SetRawSocketOption(IpProtoTcp, TcpSynCnt, BitConverter.GetBytes(syn));
+        if (options.FastOpenQueue is { } queue) socket.SetRawSocketOption(IpProtoTcp, TcpFastOpen, BitConverter.GetBytes(queue));
     }
 
     /// <summary>Closes every socket still open (the run is over).</summary>
@@ -161,11 +164,39 @@ internal sealed class KernelApplications(IReadOnlyDictionary<string, KernelHost>
             Start();
         }
 
-        /// <summary>The connection exists: name it, read, send what is waiting.</summary>
-        public void Start()
+        /// <summary>
+        /// sendto(MSG_FASTOPEN | MSG_DONTWAIT) on the unconnected socket: the kernel connects,
+        /// with the data in the SYN if it holds a Fast Open cookie for the server (the call
+        /// returns how much went), otherwise with a SYN asking for one (EINPROGRESS, nothing
+        /// taken: tcp_sendmsg_fastopen). What did not go is sent like any data: a non-blocking
+        /// send() fails with EAGAIN until the handshake completes, so it waits for it.
+        /// </summary>
+        public unsafe void ConnectWithFastOpen(Ipv4Address address, ushort port, byte[] data)
+        {
+            using var fd = new FileDescriptor((int)socket.Handle, ownsHandle: false);
+            SockAddrIn to = SockAddrIn.Of(address, port), local = default;
+            uint localLength = (uint)sizeof(SockAddrIn);
+            nint sent;
+            fixed (byte* buffer = data)
+                sent = LibC.SendTo(fd, buffer, (nuint)data.Length, LibC.MSG_FASTOPEN | LibC.MSG_DONTWAIT, &to, (uint)sizeof(SockAddrIn));
+            Errno error = sent < 0 ? SystemError.Last : Errno.None;
+            if (error is not (Errno.None or Errno.EINPROGRESS) || LibC.GetSockName(fd, &local, &localLength) < 0)
+            {
+                record.RecordError(error == Errno.None ? SystemError.Last : error, owner.Now);
+                return;
+            }
+            int taken = (int)Math.Max(sent, 0);
+            record.RecordSent(data.AsSpan(0, taken));
+            if (taken < data.Length) _toSend.Enqueue(data[taken..]);
+            // The socket is bound and hashed now (tcp_v4_connect): it has its tuple before the handshake ends.
+            Start(new FourTuple(local.Address, local.Port, address, port));
+        }
+
+        /// <summary>The connection exists (or, after sendto(MSG_FASTOPEN), is on its way): name it, read, send what is waiting.</summary>
+        public void Start(FourTuple? known = null)
         {
             _connected = true;
-            var tuple = new FourTuple(FromIp(socket.LocalEndPoint), PortOf(socket.LocalEndPoint), FromIp(socket.RemoteEndPoint), PortOf(socket.RemoteEndPoint));
+            FourTuple tuple = known ?? new FourTuple(FromIp(socket.LocalEndPoint), PortOf(socket.LocalEndPoint), FromIp(socket.RemoteEndPoint), PortOf(socket.RemoteEndPoint));
             owner._record.Bind(record.Name, tuple, null, owner.Now);
             socket.Blocking = false;   // reads happen when the loop's epoll says so; sends stay .NET's async ones
             StartReading();

@@ -122,7 +122,7 @@ public static class KernelRun
                     stacks.Add(host.Name, stack);
                     macs[host.Address.Address] = mac;
                 }
-                var injector = new SegmentInjector(wire);
+                SegmentInjector injector = RunSupport.CreateInjector(wire, scenario);
 
                 origin = loop.Now + Lead;
                 sink.Origin = origin;
@@ -130,11 +130,8 @@ public static class KernelRun
                 var managedApps = new ManagedApplications(stacks, record, loop, origin);
                 var scheduler = new StepScheduler(loop, origin, record,
                     host => kernels.ContainsKey(host) ? kernelApps : managedApps,
-                    step =>
-                    {
-                        CraftedSegment segment = CraftedSegment.For(step, record);
-                        injector.Send(segment.From, segment.To, macs[segment.To], segment.ToHeader());
-                    });
+                    segment => injector.Send(segment.From, segment.To, macs[segment.To], segment.ToHeader()),
+                    random.Derive("steps"));
                 scheduler.Schedule(scenario.Steps);
                 foreach (TimeSpan at in scenario.Snapshots)
                     loop.CreateTimer(() => TakeSnapshots(loop, stacks, kernels, record, at)).Arm(origin + at);

@@ -34,7 +34,17 @@ internal sealed class ManagedApplications(IReadOnlyDictionary<string, NetworkSta
         NetworkStack stack = stacks[step.Host];
         try
         {
-            Adopt(step.Socket, step.Host, stack.Tcp.Connect(step.Target, step.Port, step.Options.ToOptions(), step.LocalPort));
+            if (step.FastOpenData is not { } data)
+            {
+                Adopt(step.Socket, step.Host, stack.Tcp.Connect(step.Target, step.Port, step.Options.ToOptions(), step.LocalPort));
+                return;
+            }
+            // sendto(MSG_FASTOPEN): what the send buffer took rides in the SYN if a cookie allows,
+            // else follows the handshake; the rest waits for the connection like any send.
+            TcpConnection connection = stack.Tcp.ConnectWithData(step.Target, step.Port, data, out int queued, step.Options.ToOptions(), step.LocalPort);
+            AppSocket socket = Adopt(step.Socket, step.Host, connection);
+            _record.Socket(step.Socket, step.Host).RecordSent(data.AsSpan(0, queued));
+            if (queued < data.Length) socket.Send(data[queued..]);
         }
         catch (TcpException e)
         {
@@ -42,13 +52,14 @@ internal sealed class ManagedApplications(IReadOnlyDictionary<string, NetworkSta
         }
     }
 
-    private void Adopt(string name, string host, TcpConnection connection)
+    private AppSocket Adopt(string name, string host, TcpConnection connection)
     {
         NamedSocket record = _record.Socket(name, host);
         var socket = new AppSocket(this, connection, record);
         Name(name, socket);
         _record.Bind(name, connection.Tuple, connection.ConnectionId, Now);
         socket.ReadAvailable();
+        return socket;
     }
 
     /// <summary>One application socket: an observer of its connection.</summary>

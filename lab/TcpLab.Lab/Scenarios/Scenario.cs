@@ -1,5 +1,6 @@
 using TcpLab.Stack.Link.Faults;
 using TcpLab.Stack.Tcp;
+using TcpLab.Stack.Time;
 using TcpLab.Stack.Wire;
 
 namespace TcpLab.Lab.Scenarios;
@@ -58,7 +59,8 @@ public sealed record SocketOptionsSpec(
     bool? NoDelay = null,
     int? ReceiveBuffer = null,
     int? SendBuffer = null,
-    int? SynRetries = null)
+    int? SynRetries = null,
+    int? FastOpenQueue = null)
 {
     public TcpSocketOptions ToOptions() => new()
     {
@@ -71,6 +73,7 @@ public sealed record SocketOptionsSpec(
         ReceiveBufferSize = ReceiveBuffer,
         SendBufferSize = SendBuffer,
         SynRetries = SynRetries,
+        FastOpenQueueLength = FastOpenQueue,
     };
 }
 
@@ -85,8 +88,16 @@ public sealed record StateCondition(string Socket, TcpState State);
 /// <summary>listen(); accepted connections are named Accept, Accept2, ...; Accept=false leaves them queued.</summary>
 public sealed record ListenStep(string Host, TimeSpan At, StateCondition? When, int Line, ushort Port, int Backlog, string? AcceptAs, SocketOptionsSpec Options) : Step(Host, At, When, Line);
 
-/// <summary>connect() to a host of the scenario or to a bare address (which may belong to nobody).</summary>
-public sealed record ConnectStep(string Host, TimeSpan At, StateCondition? When, int Line, Ipv4Address Target, ushort Port, string Socket, ushort LocalPort, SocketOptionsSpec Options) : Step(Host, At, When, Line);
+/// <summary>
+/// connect() to a host of the scenario or to a bare address (which may belong to nobody); with
+/// <see cref="FastOpenData"/>, sendto(MSG_FASTOPEN) instead: the data rides in the SYN when a
+/// Fast Open cookie for the server is cached, otherwise the SYN asks for one and the data
+/// follows the handshake.
+/// </summary>
+public sealed record ConnectStep(string Host, TimeSpan At, StateCondition? When, int Line, Ipv4Address Target, ushort Port, string Socket, ushort LocalPort, SocketOptionsSpec Options) : Step(Host, At, When, Line)
+{
+    public byte[]? FastOpenData { get; init; }
+}
 
 /// <summary>
 /// A hand-made TCP segment put on the wire as if <see cref="Step.Host"/> sent it (e.g. SYN+FIN,
@@ -103,6 +114,21 @@ public sealed record InjectStep(string Host, TimeSpan At, StateCondition? When, 
     public string? IntoSocket { get; init; }
 }
 
+/// <summary>
+/// <see cref="Count"/> crafted segments to <see cref="To"/>:<see cref="Port"/>, <see cref="Rate"/>
+/// a second, each from a random address of <see cref="From"/> and a random port, with a random
+/// sequence number (a SYN flood with spoofed sources). The addresses are drawn from the run's
+/// seeded random source, so a seed gives the same flood. With <see cref="StandIn"/> the lab
+/// answers ARP for the spoofed addresses and swallows what is sent to them, as silent hosts
+/// (or a router in front of them) would; otherwise nobody answers for them.
+/// </summary>
+public sealed record FloodStep(string Host, TimeSpan At, StateCondition? When, int Line, TcpFlags Flags, Ipv4Address To, ushort Port,
+                               Ipv4Cidr From, int Count, double Rate, bool StandIn) : Step(Host, At, When, Line)
+{
+    /// <summary>When the segment numbered <paramref name="index"/> (from 0) is due, after the flood's start.</summary>
+    public TimeSpan Offset(int index) => TimeSpan.FromSeconds(index / Rate);
+}
+
 /// <summary>A crafted segment with every field resolved, ready for the wire.</summary>
 public sealed record CraftedSegment(Ipv4Address From, ushort FromPort, Ipv4Address To, ushort ToPort, TcpFlags Flags, uint Seq, uint Ack)
 {
@@ -116,6 +142,19 @@ public sealed record CraftedSegment(Ipv4Address From, ushort FromPort, Ipv4Addre
         (uint seq, uint ack) = record.NextSegmentInto(socket)
             ?? throw new InvalidOperationException($"line {step.Line}: inject-into {socket}: none of its segments passed the capture point, so its sequence numbers are unknown");
         return new(tuple.RemoteAddress, tuple.RemotePort, tuple.LocalAddress, tuple.LocalPort, step.Flags, unchecked(seq + step.Seq), ack);
+    }
+
+    /// <summary>
+    /// One segment of a flood: from a random address of its range (not the range's first or
+    /// last address when it has more than two, as for a subnet of its own), a random port
+    /// above 1023 and a random sequence number.
+    /// </summary>
+    public static CraftedSegment Spoofed(FloodStep step, DeterministicRandom random)
+    {
+        uint size = ~step.From.Mask + 1u;
+        uint offset = size > 2 ? (uint)random.Next(1, (int)Math.Min(size - 1, int.MaxValue)) : (uint)random.Next(0, (int)size);
+        var from = new Ipv4Address(step.From.Network.Value + offset);
+        return new(from, (ushort)random.Next(1024, 65536), step.To, step.Port, step.Flags, random.NextUInt32(), 0);
     }
 
     public TcpHeader ToHeader() => new()

@@ -199,20 +199,42 @@ public sealed partial class ScenarioReader
 
     // ----- Steps -----
 
-    private static readonly string[] Actions = ["listen", "connect", "send", "send-bytes", "shutdown", "close", "abort", "stop-reading", "resume-reading", "inject", "inject-into"];
+    private static readonly string[] Actions = ["listen", "connect", "send", "send-bytes", "shutdown", "close", "abort", "stop-reading", "resume-reading", "inject", "inject-into", "flood"];
+
+    /// <summary>The keys each action takes besides at: and when:.</summary>
+    private static readonly Dictionary<string, string[]> ActionKeys = new()
+    {
+        ["listen"] = ["host", "backlog", "accept-as", "options"],
+        ["connect"] = ["host", "as", "local-port", "options", "fastopen"],
+        ["send"] = ["socket"],
+        ["send-bytes"] = ["socket"],
+        ["inject"] = ["host", "tcp", "seq", "ack", "from-port"],
+        ["inject-into"] = ["host", "tcp", "seq"],
+        ["flood"] = ["host", "tcp", "count", "rate", "from", "arp"],
+    };
 
     private Step ReadStep(YamlNode node)
     {
         if (node is not YamlMappingNode step) throw Error(node, "a step is a mapping like { at: 1s, close: c }");
-        CheckKeys(step, ["at", "when", "host", "as", "backlog", "accept-as", "local-port", "options", "socket", "tcp", "seq", "ack", "from-port", .. Actions], "step");
+        CheckKeys(step, ["at", "when", .. ActionKeys.Values.SelectMany(k => k).Distinct(), .. Actions], "step");
         string[] actions = Actions.Where(a => step.Children.ContainsKey(new YamlScalarNode(a))).ToArray();
         if (actions.Length != 1) throw Error(step, $"a step does exactly one of {string.Join(", ", Actions)}");
         string action = actions[0];
         TimeSpan at = Optional<YamlScalarNode>(step, "at") is { } atNode ? Duration(atNode) : TimeSpan.Zero;
         StateCondition? when = Optional<YamlScalarNode>(step, "when") is { } whenNode ? Condition(whenNode) : null;
         YamlScalarNode value = Required<YamlScalarNode>(step, action);
-        int line = Line(step);
+        Step result = ReadAction(step, action, value, at, when, Line(step));
+        // After the action's own checks, which explain themselves better where they apply.
+        string[] applicable = ["at", "when", action, .. ActionKeys.GetValueOrDefault(action, [])];
+        if (step.Children.Keys.FirstOrDefault(k => !applicable.Contains(Text(Scalar(k)))) is { } stray)
+            throw Error(stray, $"'{Text(Scalar(stray))}' does not apply to a {action} step (it takes: {string.Join(", ", applicable.Where(k => k != action))})");
+        return result;
+    }
+
+    private Step ReadAction(YamlMappingNode step, string action, YamlScalarNode value, TimeSpan at, StateCondition? when, int line)
+    {
         if (action is "inject" or "inject-into") return ReadInject(step, action, value, at, when, line);
+        if (action == "flood") return ReadFlood(step, value, at, when, line);
         switch (action)
         {
             case "listen":
@@ -231,7 +253,16 @@ public sealed partial class ScenarioReader
                 string socket = Text(Required<YamlScalarNode>(step, "as"));
                 _sockets[socket] = host;
                 ushort localPort = Optional<YamlScalarNode>(step, "local-port") is { } lp ? (ushort)Integer(lp, 1, 65535) : (ushort)0;
-                return new ConnectStep(host, at, when, line, target, port, socket, localPort, ReadOptions(Optional<YamlMappingNode>(step, "options")));
+                byte[]? fastOpenData = null;
+                if (Optional<YamlScalarNode>(step, "fastopen") is { } data)
+                {
+                    fastOpenData = Encoding.UTF8.GetBytes(Text(data));
+                    if (fastOpenData.Length == 0) throw Error(data, "fastopen: the data to send with sendto(MSG_FASTOPEN), e.g. \"GET /\"");
+                }
+                return new ConnectStep(host, at, when, line, target, port, socket, localPort, ReadOptions(Optional<YamlMappingNode>(step, "options")))
+                {
+                    FastOpenData = fastOpenData,
+                };
             }
             case "send":
             case "send-bytes":
@@ -278,9 +309,7 @@ public sealed partial class ScenarioReader
     private InjectStep ReadInject(YamlMappingNode step, string action, YamlScalarNode value, TimeSpan at, StateCondition? when, int line)
     {
         string host = HostOf(step);
-        YamlScalarNode flagsNode = Required<YamlScalarNode>(step, "tcp");
-        if (!TcpFlagMatch.TryParse(Text(flagsNode), out TcpFlagMatch flags, out string? problem) || flags.ContainsAll)
-            throw Error(flagsNode, $"tcp flags '{flagsNode.Value}': {problem ?? "give the exact flags, e.g. SF or none"}");
+        TcpFlags flags = ExactFlags(Required<YamlScalarNode>(step, "tcp"));
         uint Number(string key) => Optional<YamlScalarNode>(step, key) is { } n
             ? uint.TryParse(Text(n), NumberStyles.None, CultureInfo.InvariantCulture, out uint v) ? v : throw Error(n, $"{key}: a 32-bit number")
             : 0;
@@ -289,11 +318,66 @@ public sealed partial class ScenarioReader
             if ((Optional<YamlScalarNode>(step, "ack") ?? Optional<YamlScalarNode>(step, "from-port")) is { } extra)
                 throw Error(extra, "inject-into takes its ports and ack from the socket's connection; only tcp: and seq: (an offset) apply");
             RequireSocket(Text(value), value);
-            return new InjectStep(host, at, when, line, flags.Flags, Number("seq"), 0) { IntoSocket = Text(value) };
+            return new InjectStep(host, at, when, line, flags, Number("seq"), 0) { IntoSocket = Text(value) };
         }
         var (to, port) = Endpoint(value);
         ushort fromPort = Optional<YamlScalarNode>(step, "from-port") is { } fp ? (ushort)Integer(fp, 1, 65535) : (ushort)40000;
-        return new InjectStep(host, at, when, line, flags.Flags, Number("seq"), Number("ack")) { To = to, Port = port, FromPort = fromPort };
+        return new InjectStep(host, at, when, line, flags, Number("seq"), Number("ack")) { To = to, Port = port, FromPort = fromPort };
+    }
+
+    /// <summary>The flags of a crafted segment: exact ones ("SF", "none"), not a "+" pattern.</summary>
+    private TcpFlags ExactFlags(YamlScalarNode node)
+    {
+        if (!TcpFlagMatch.TryParse(Text(node), out TcpFlagMatch flags, out string? problem) || flags.ContainsAll)
+            throw Error(node, $"tcp flags '{node.Value}': {problem ?? "give the exact flags, e.g. SF or none"}");
+        return flags.Flags;
+    }
+
+    /// <summary>
+    /// flood: "server:80" with tcp:, count:, rate: (a second), from: (the range the source
+    /// addresses are drawn from; the step host's own address if not given) and arp: (answer,
+    /// the default, or none: whether the lab answers ARP for the range). The target must be a
+    /// host of the scenario and the range must lie in its subnet, so that whatever the target
+    /// answers stays on the lab's wire; it must hold no host of the scenario, which would
+    /// answer for its address.
+    /// </summary>
+    private FloodStep ReadFlood(YamlMappingNode step, YamlScalarNode value, TimeSpan at, StateCondition? when, int line)
+    {
+        string host = HostOf(step);
+        TcpFlags flags = ExactFlags(Required<YamlScalarNode>(step, "tcp"));
+        var (to, port) = Endpoint(value);
+        var (targetName, target) = _hosts.Select(h => (h.Key, h.Value.Address)).FirstOrDefault(h => h.Address.Address == to);
+        if (targetName is null)
+            throw Error(value, $"a flood goes to a host of the scenario ({string.Join(", ", _hosts.Keys)}), so that its answers stay on the lab's wire");
+        var subnet = new Ipv4Cidr(target.Network, target.PrefixLength);
+        Ipv4Cidr from = new(_hosts[host].Address.Address, 32);
+        if (Optional<YamlScalarNode>(step, "from") is { } fromNode)
+        {
+            if (!Ipv4Cidr.TryParse(Text(fromNode), out from))
+                from = Ipv4Address.TryParse(Text(fromNode), out Ipv4Address single) ? new Ipv4Cidr(single, 32)
+                    : throw Error(fromNode, $"from: '{fromNode.Value}' is not an address or a range like 10.0.0.128/25");
+            if (from.PrefixLength < subnet.PrefixLength || !subnet.Contains(from.Address))
+                throw Error(fromNode, $"from: {from} is not inside {targetName}'s subnet {subnet}: the flood's answers must stay on the lab's wire");
+            bool small = from.PrefixLength >= 31;   // larger ranges never use their first and last address
+            if (small && (from.Contains(subnet.Network) || from.Contains(subnet.DirectedBroadcast)))
+                throw Error(fromNode, $"from: {from} holds the network or broadcast address of {subnet}");
+            if (_hosts.FirstOrDefault(h => from.Contains(h.Value.Address.Address)).Key is { } taken)
+                throw Error(fromNode, $"from: {from} holds {taken}'s address {_hosts[taken].Address.Address}; spoofed sources must belong to nobody (leave from: out to flood from {host}'s own address)");
+        }
+        bool standIn = true;
+        if (Optional<YamlScalarNode>(step, "arp") is { } arp)
+        {
+            standIn = Text(arp) switch
+            {
+                "answer" => true,
+                "none" => false,
+                var other => throw Error(arp, $"arp: '{other}': answer (the lab answers ARP for the spoofed addresses) or none"),
+            };
+            if (Optional<YamlScalarNode>(step, "from") is null) throw Error(arp, "arp: applies to spoofed addresses (from:); the flooding host answers for its own");
+        }
+        int count = Integer(Required<YamlScalarNode>(step, "count"), 1, 1_000_000);
+        int rate = Integer(Required<YamlScalarNode>(step, "rate"), 1, 1_000_000);
+        return new FloodStep(host, at, when, line, flags, to, port, from, count, rate, standIn && Optional<YamlScalarNode>(step, "from") is not null);
     }
 
     /// <summary>Deterministic payload bytes for send-bytes: the same on every run and host.</summary>
@@ -357,7 +441,7 @@ public sealed partial class ScenarioReader
     private SocketOptionsSpec ReadOptions(YamlMappingNode? options)
     {
         if (options is null) return new SocketOptionsSpec();
-        CheckKeys(options, ["keepalive", "keepidle", "keepintvl", "keepcnt", "linger", "nodelay", "rcvbuf", "sndbuf", "syncnt"], "options");
+        CheckKeys(options, ["keepalive", "keepidle", "keepintvl", "keepcnt", "linger", "nodelay", "rcvbuf", "sndbuf", "syncnt", "fastopen"], "options");
         YamlScalarNode? Get(string key) => Optional<YamlScalarNode>(options, key);
         var spec = new SocketOptionsSpec(
             KeepAlive: Get("keepalive") is { } ka ? Boolean(ka) : null,
@@ -368,7 +452,8 @@ public sealed partial class ScenarioReader
             NoDelay: Get("nodelay") is { } nd ? Boolean(nd) : null,
             ReceiveBuffer: Get("rcvbuf") is { } rb ? Integer(rb, 1, int.MaxValue) : null,
             SendBuffer: Get("sndbuf") is { } sb ? Integer(sb, 1, int.MaxValue) : null,
-            SynRetries: Get("syncnt") is { } sc ? Integer(sc, 1, 127) : null);
+            SynRetries: Get("syncnt") is { } sc ? Integer(sc, 1, 127) : null,
+            FastOpenQueue: Get("fastopen") is { } fo ? Integer(fo, 0, 65535) : null);
         try
         {
             spec.ToOptions().Validate();

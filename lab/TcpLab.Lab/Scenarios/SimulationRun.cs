@@ -46,14 +46,13 @@ public static class SimulationRun
                 RunSupport.RecordStates(stack, host.Name, record, () => Instant.Zero);
                 stacks.Add(host.Name, stack);
             }
-            var injector = new SegmentInjector(lab.Wire);
+            SegmentInjector injector = RunSupport.CreateInjector(lab.Wire, scenario);
             var applications = new ManagedApplications(stacks, record, lab.Loop, Instant.Zero);
-            var scheduler = new StepScheduler(lab.Loop, Instant.Zero, record, _ => applications, step =>
+            var scheduler = new StepScheduler(lab.Loop, Instant.Zero, record, _ => applications, segment =>
             {
-                CraftedSegment segment = CraftedSegment.For(step, record);
                 NetworkStack target = stacks.Values.First(h => h.Interfaces[0].Address.Address == segment.To);
                 injector.Send(segment.From, segment.To, target.Interfaces[0].Mac, segment.ToHeader());
-            });
+            }, new DeterministicRandom(options.Seed).Derive("steps"));
             scheduler.Schedule(scenario.Steps);
             foreach (TimeSpan at in scenario.Snapshots)
                 lab.Loop.CreateTimer(() => RunSupport.TakeSnapshots(stacks, record, at)).Arm(Instant.Zero + at);
@@ -77,6 +76,14 @@ internal static class RunSupport
         string directory = Path.Combine(options.OutputDirectory, scenario.Name, mode == "simulation" ? variant.Name : $"{variant.Name}-{mode}");
         Directory.CreateDirectory(directory);
         return directory;
+    }
+
+    /// <summary>The lab's port for crafted segments, standing in for the spoofed addresses of the scenario's floods.</summary>
+    public static SegmentInjector CreateInjector(SimulatedWire wire, Scenario scenario)
+    {
+        var injector = new SegmentInjector(wire);
+        foreach (FloodStep flood in scenario.Steps.OfType<FloodStep>().Where(f => f.StandIn)) injector.StandInFor(flood.From);
+        return injector;
     }
 
     public static WireOptions WireOptionsOf(Scenario scenario) => WireOptions.Default with

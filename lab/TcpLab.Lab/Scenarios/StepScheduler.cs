@@ -1,4 +1,5 @@
 using TcpLab.Stack.Time;
+using Timer = TcpLab.Stack.Time.Timer;
 
 namespace TcpLab.Lab.Scenarios;
 
@@ -6,7 +7,7 @@ namespace TcpLab.Lab.Scenarios;
 /// Runs a scenario's steps at their times, counted from the run's origin on the loop's clock;
 /// a step with a condition ("when: s is CLOSE_WAIT") waits after its time until the socket is
 /// in that state, as an application reacting to it would. Each step goes to the runner of its
-/// host; crafted segments go to the lab's injector.
+/// host; crafted segments (inject, and a flood's at its rate) go to the lab's injector.
 /// </summary>
 internal sealed class StepScheduler
 {
@@ -14,16 +15,20 @@ internal sealed class StepScheduler
     private readonly Instant _origin;
     private readonly RunRecord _record;
     private readonly Func<string, IApplicationRunner> _runnerOf;
-    private readonly Action<InjectStep> _inject;
+    private readonly Action<CraftedSegment> _inject;
+    private readonly DeterministicRandom _random;
     private readonly List<Step> _waiting = new();
 
-    public StepScheduler(EventLoop loop, Instant origin, RunRecord record, Func<string, IApplicationRunner> runnerOf, Action<InjectStep> inject)
+    /// <param name="random">Where floods draw their spoofed addresses, ports and sequence numbers.</param>
+    public StepScheduler(EventLoop loop, Instant origin, RunRecord record, Func<string, IApplicationRunner> runnerOf,
+                         Action<CraftedSegment> inject, DeterministicRandom random)
     {
         _loop = loop;
         _origin = origin;
         _record = record;
         _runnerOf = runnerOf;
         _inject = inject;
+        _random = random;
         record.Changed += RunWaitingSteps;
     }
 
@@ -66,12 +71,61 @@ internal sealed class StepScheduler
     {
         try
         {
-            if (step is InjectStep inject) _inject(inject);
-            else _runnerOf(step.Host).Execute(step);
+            switch (step)
+            {
+                case InjectStep inject:
+                    _inject(CraftedSegment.For(inject, _record));
+                    break;
+                case FloodStep flood:
+                    StartFlood(flood);
+                    break;
+                default:
+                    _runnerOf(step.Host).Execute(step);
+                    break;
+            }
         }
         catch (InvalidOperationException e)
         {
             _record.StepFailures.Add($"line {step.Line} at {(_loop.Now - _origin).TotalSeconds:0.######} s: {e.Message}");
+        }
+    }
+
+    private void StartFlood(FloodStep flood) =>
+        new FloodRun(_loop, flood, _random.Derive($"flood/line {flood.Line}"), _inject).SendDue();
+
+    /// <summary>
+    /// A flood under way: its segments at its rate, timed from when the step ran, by one timer
+    /// that sends whatever is due each time it fires (one segment each time in virtual time; a
+    /// batch when a real-time loop wakes late) and is armed again for the next one.
+    /// </summary>
+    private sealed class FloodRun
+    {
+        private readonly EventLoop _loop;
+        private readonly FloodStep _flood;
+        private readonly DeterministicRandom _random;
+        private readonly Action<CraftedSegment> _inject;
+        private readonly Instant _start;
+        private readonly Timer _timer;
+        private int _sent;
+
+        public FloodRun(EventLoop loop, FloodStep flood, DeterministicRandom random, Action<CraftedSegment> inject)
+        {
+            _loop = loop;
+            _flood = flood;
+            _random = random;
+            _inject = inject;
+            _start = loop.Now;
+            _timer = loop.CreateTimer(SendDue);
+        }
+
+        public void SendDue()
+        {
+            while (_sent < _flood.Count && _start + _flood.Offset(_sent) <= _loop.Now)
+            {
+                _inject(CraftedSegment.Spoofed(_flood, _random));
+                _sent++;
+            }
+            if (_sent < _flood.Count) _timer.Arm(_start + _flood.Offset(_sent));
         }
     }
 }

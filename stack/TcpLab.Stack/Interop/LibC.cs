@@ -124,6 +124,16 @@ public static unsafe partial class LibC
     [LibraryImport(Library, EntryPoint = "send", SetLastError = true)]
     public static partial nint Send(FileDescriptor socket, byte* buffer, nuint length, int flags);
 
+    public const int MSG_DONTWAIT = 0x40;
+    /// <summary>include/linux/socket.h: sendto() on an unconnected TCP socket connects, with the data in the SYN if TCP Fast Open allows.</summary>
+    public const int MSG_FASTOPEN = 0x20000000;
+
+    [LibraryImport(Library, EntryPoint = "sendto", SetLastError = true)]
+    public static partial nint SendTo(FileDescriptor socket, byte* buffer, nuint length, int flags, void* address, uint addressLength);
+
+    [LibraryImport(Library, EntryPoint = "getsockname", SetLastError = true)]
+    public static partial int GetSockName(FileDescriptor socket, void* address, uint* addressLength);
+
     // ---- linux/netlink.h, linux/sock_diag.h, linux/inet_diag.h ----
 
     public const int AF_NETLINK = 16;
@@ -167,6 +177,10 @@ public static unsafe partial class LibC
 
     /// <summary>htons(3).</summary>
     public static ushort HostToNetwork(ushort value) =>
+        BitConverter.IsLittleEndian ? BinaryPrimitives.ReverseEndianness(value) : value;
+
+    /// <summary>htonl(3).</summary>
+    public static uint HostToNetwork(uint value) =>
         BitConverter.IsLittleEndian ? BinaryPrimitives.ReverseEndianness(value) : value;
 }
 
@@ -229,6 +243,26 @@ public unsafe struct IfReq
             return Encoding.ASCII.GetString(end < 0 ? bytes : bytes[..end]);
         }
     }
+}
+
+/// <summary>struct sockaddr_in (netinet/in.h), 16 bytes; port and address in network byte order.</summary>
+[StructLayout(LayoutKind.Sequential)]
+public struct SockAddrIn
+{
+    public ushort Family;
+    public ushort PortNetworkOrder;
+    public uint AddressNetworkOrder;
+    public ulong Zero;
+
+    public static SockAddrIn Of(Wire.Ipv4Address address, ushort port) => new()
+    {
+        Family = LibC.AF_INET,
+        PortNetworkOrder = LibC.HostToNetwork(port),
+        AddressNetworkOrder = LibC.HostToNetwork(address.Value),
+    };
+
+    public Wire.Ipv4Address Address => new(LibC.HostToNetwork(AddressNetworkOrder));   // ntohl is htonl
+    public ushort Port => LibC.HostToNetwork(PortNetworkOrder);
 }
 
 /// <summary>struct sockaddr_ll (linux/if_packet.h), 20 bytes.</summary>
