@@ -142,6 +142,9 @@ public static class KernelRun
             {
                 RunSupport.RecordCounters(stacks, record);
                 RunSupport.TakeSnapshots(stacks, record, scenario.Duration);
+                // What the hosts send while the lab takes them down (FINs, resets of queued
+                // connections) is not part of the experiment, and the capture file is closing.
+                sink.Stop();
             });
             foreach (var (name, kernel) in kernels)
             {

@@ -146,6 +146,10 @@ internal static class RunSupport
 internal sealed class RecordingSink(ICaptureSink inner, RunRecord record, DateTimeOffset epoch) : ICaptureSink
 {
     private long _originNs = CaptureTime.UnixNanoseconds(epoch);
+    private bool _stopped;
+
+    /// <summary>The experiment is over: later frames are neither written nor kept.</summary>
+    public void Stop() => _stopped = true;
 
     /// <summary>The run's time 0 on the loop's clock (Instant.Zero unless set before the first frame).</summary>
     public Instant Origin
@@ -157,6 +161,7 @@ internal sealed class RecordingSink(ICaptureSink inner, RunRecord record, DateTi
 
     public void Record(int interfaceId, long timestamp, PacketDirection direction, ReadOnlySpan<byte> frame, ReadOnlySpan<char> comment)
     {
+        if (_stopped) return;
         inner.Record(interfaceId, timestamp, direction, frame, comment);
         record.Frames.Add(new RecordedFrame(TimeSpan.FromTicks((timestamp - _originNs) / 100), timestamp, frame.ToArray(),
                                             comment.IsEmpty ? null : comment.ToString()));

@@ -21,9 +21,14 @@ public sealed class KernelRunTests : IDisposable
     [InlineData("no-host")]
     [InlineData("linger-rst")]
     [InlineData("bad-flags")]
-    public void A_short_experiment_meets_its_expectations_with_Linux_as_the_server(string name)
+    [InlineData("accept-overflow-rst")]
+    [InlineData("syn-flood")]
+    [InlineData("syn-flood", "current-kernel")]
+    [InlineData("fast-open")]
+    [InlineData("fast-open", "current-kernel")]
+    public void A_short_experiment_meets_its_expectations_with_Linux_as_the_server(string name, string variant = "document")
     {
-        ScenarioResult result = Run(name, PeerMode.Linux);
+        ScenarioResult result = Run(name, PeerMode.Linux, variant);
 
         AssertPassed(result);
         Assert.DoesNotContain(NetworkNamespaces(), n => n.StartsWith($"tcplab-{Environment.ProcessId}-", StringComparison.Ordinal));
@@ -70,10 +75,26 @@ public sealed class KernelRunTests : IDisposable
         AssertPassed(result);
     }
 
-    private ScenarioResult Run(string name, PeerMode mode)
+    [KernelRunFact]
+    public void With_Linux_on_both_ends_a_kernel_client_sends_its_request_in_the_SYN_with_MSG_FASTOPEN()
+    {
+        ScenarioResult result = Run("fast-open", PeerMode.BothLinux);
+
+        AssertPassed(result);
+        // The kernel's own SYNs: a cookie request first, then the cookie with the 5 bytes.
+        string[] syns = File.ReadAllLines(Path.Combine(result.ArtifactDirectory, "trace.txt"))
+            .Where(l => l.Contains("10.0.0.1.") && l.Contains("Flags [S],")).ToArray();
+        Assert.Equal(2, syns.Length);
+        Assert.Contains("tfo  cookiereq", syns[0]);
+        Assert.EndsWith("length 0", syns[0]);
+        Assert.Contains("tfo  cookie ", syns[1]);
+        Assert.EndsWith("length 5", syns[1]);
+    }
+
+    private ScenarioResult Run(string name, PeerMode mode, string variant = "document")
     {
         Scenario scenario = Catalogue.Find(name);
-        return KernelRun.Run(scenario, scenario.Document, Options(), mode);
+        return KernelRun.Run(scenario, variant == "document" ? scenario.Document : scenario.CurrentKernel!, Options(), mode);
     }
 
     private RunOptions Options() => new(1, _out.FullName, new SysctlOverrides());

@@ -1,7 +1,8 @@
-using System.Buffers.Binary;
 using System.Net;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
+using TcpLab.Stack.Interop;
+using TcpLab.Stack.Wire;
 
 namespace TcpLab.Integration.Tests.Support;
 
@@ -10,17 +11,11 @@ namespace TcpLab.Integration.Tests.Support;
 /// runtime refuses flags it does not know), the Fast Open socket options, and the kernel's
 /// own counters (/proc/net/netstat of a namespace).
 /// </summary>
-internal static unsafe partial class KernelTcp
+internal static unsafe class KernelTcp
 {
-    /// <summary>include/linux/socket.h: send data in the SYN (TCP Fast Open).</summary>
-    public const int MSG_FASTOPEN = 0x20000000;
     private const int IPPROTO_TCP = 6;
     /// <summary>include/uapi/linux/tcp.h: the Fast Open queue length of a listener.</summary>
     public const int TCP_FASTOPEN = 23;
-    private const ushort AF_INET = 2;
-
-    [LibraryImport("libc", EntryPoint = "sendto", SetLastError = true)]
-    private static partial nint SendTo(int fd, byte* buffer, nuint length, int flags, byte* address, uint addressLength);
 
     /// <summary>
     /// sendto(fd, data, MSG_FASTOPEN, to) on a blocking, unconnected socket: connects (with the
@@ -28,15 +23,11 @@ internal static unsafe partial class KernelTcp
     /// </summary>
     public static int SendToFastOpen(Socket socket, ReadOnlySpan<byte> data, IPEndPoint to)
     {
-        Span<byte> sockaddr = stackalloc byte[16];
-        sockaddr.Clear();
-        BinaryPrimitives.WriteUInt16LittleEndian(sockaddr, AF_INET);
-        BinaryPrimitives.WriteUInt16BigEndian(sockaddr[2..], (ushort)to.Port);
-        to.Address.GetAddressBytes().CopyTo(sockaddr[4..]);
+        using var fd = new FileDescriptor((int)socket.Handle, ownsHandle: false);
+        SockAddrIn address = SockAddrIn.Of(Ipv4Address.Parse(to.Address.ToString()), (ushort)to.Port);
         nint sent;
         fixed (byte* buffer = data)
-        fixed (byte* address = sockaddr)
-            sent = SendTo((int)socket.Handle, buffer, (nuint)data.Length, MSG_FASTOPEN, address, (uint)sockaddr.Length);
+            sent = LibC.SendTo(fd, buffer, (nuint)data.Length, LibC.MSG_FASTOPEN, &address, (uint)sizeof(SockAddrIn));
         if (sent < 0) throw new SocketException(Marshal.GetLastPInvokeError());
         return (int)sent;
     }
