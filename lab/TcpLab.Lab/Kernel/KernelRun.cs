@@ -118,7 +118,7 @@ public static class KernelRun
                     var stack = new NetworkStack(loop, host.Name, RunSupport.SysctlsFor(host.Name, variant, options.Overrides), random.Derive("host/" + host.Name));
                     var mac = new MacAddress(0x0200_0000_0000UL + (uint)stacks.Count + 1);
                     stack.AddInterface(link, mac, host.Address);
-                    RunSupport.RecordStates(stack, host.Name, record, () => origin);
+                    RunSupport.RecordStates(stack, host.Name, record, () => origin, scenario.Duration);
                     stacks.Add(host.Name, stack);
                     macs[host.Address.Address] = mac;
                 }

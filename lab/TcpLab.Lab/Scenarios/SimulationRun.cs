@@ -43,7 +43,7 @@ public static class SimulationRun
             foreach (HostSpec host in scenario.Hosts)
             {
                 NetworkStack stack = lab.AddHost(host.Name, host.Address, RunSupport.SysctlsFor(host.Name, variant, options.Overrides));
-                RunSupport.RecordStates(stack, host.Name, record, () => Instant.Zero);
+                RunSupport.RecordStates(stack, host.Name, record, () => Instant.Zero, scenario.Duration);
                 stacks.Add(host.Name, stack);
             }
             SegmentInjector injector = RunSupport.CreateInjector(lab.Wire, scenario);
@@ -114,8 +114,13 @@ internal static class RunSupport
     }
 
     /// <param name="origin">The run's time 0 (read at each change: a real-time run sets it once the lab is built).</param>
-    public static void RecordStates(NetworkStack stack, string host, RunRecord record, Func<Instant> origin) =>
-        stack.Tcp.StateChanged += change => record.AddState(new StateEvent(change.At - origin(), host, change.Tuple, change.ConnectionId, change.From, change.To));
+    /// <param name="end">The experiment's end: later changes are the lab taking the hosts down, not the experiment.</param>
+    public static void RecordStates(NetworkStack stack, string host, RunRecord record, Func<Instant> origin, TimeSpan end) =>
+        stack.Tcp.StateChanged += change =>
+        {
+            TimeSpan at = change.At - origin();
+            if (at <= end) record.AddState(new StateEvent(at, host, change.Tuple, change.ConnectionId, change.From, change.To));
+        };
 
     public static void RecordCounters(IReadOnlyDictionary<string, NetworkStack> stacks, RunRecord record)
     {
