@@ -118,7 +118,7 @@ public static class KernelRun
                     var stack = new NetworkStack(loop, host.Name, RunSupport.SysctlsFor(host.Name, variant, options.Overrides), random.Derive("host/" + host.Name));
                     var mac = new MacAddress(0x0200_0000_0000UL + (uint)stacks.Count + 1);
                     stack.AddInterface(link, mac, host.Address);
-                    RunSupport.RecordStates(stack, host.Name, record, () => origin, scenario.Duration);
+                    RunSupport.RecordStates(stack, host.Name, record, () => origin);
                     stacks.Add(host.Name, stack);
                     macs[host.Address.Address] = mac;
                 }
@@ -142,9 +142,6 @@ public static class KernelRun
             {
                 RunSupport.RecordCounters(stacks, record);
                 RunSupport.TakeSnapshots(stacks, record, scenario.Duration);
-                // What the hosts send while the lab takes them down (FINs, resets of queued
-                // connections) is not part of the experiment, and the capture file is closing.
-                sink.Stop();
             });
             foreach (var (name, kernel) in kernels)
             {

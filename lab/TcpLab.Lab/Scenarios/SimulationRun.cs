@@ -43,7 +43,7 @@ public static class SimulationRun
             foreach (HostSpec host in scenario.Hosts)
             {
                 NetworkStack stack = lab.AddHost(host.Name, host.Address, RunSupport.SysctlsFor(host.Name, variant, options.Overrides));
-                RunSupport.RecordStates(stack, host.Name, record, () => Instant.Zero, scenario.Duration);
+                RunSupport.RecordStates(stack, host.Name, record, () => Instant.Zero);
                 stacks.Add(host.Name, stack);
             }
             SegmentInjector injector = RunSupport.CreateInjector(lab.Wire, scenario);
@@ -114,13 +114,8 @@ internal static class RunSupport
     }
 
     /// <param name="origin">The run's time 0 (read at each change: a real-time run sets it once the lab is built).</param>
-    /// <param name="end">The experiment's end: later changes are the lab taking the hosts down, not the experiment.</param>
-    public static void RecordStates(NetworkStack stack, string host, RunRecord record, Func<Instant> origin, TimeSpan end) =>
-        stack.Tcp.StateChanged += change =>
-        {
-            TimeSpan at = change.At - origin();
-            if (at <= end) record.AddState(new StateEvent(at, host, change.Tuple, change.ConnectionId, change.From, change.To));
-        };
+    public static void RecordStates(NetworkStack stack, string host, RunRecord record, Func<Instant> origin) =>
+        stack.Tcp.StateChanged += change => record.AddState(new StateEvent(change.At - origin(), host, change.Tuple, change.ConnectionId, change.From, change.To));
 
     public static void RecordCounters(IReadOnlyDictionary<string, NetworkStack> stacks, RunRecord record)
     {
@@ -151,10 +146,6 @@ internal static class RunSupport
 internal sealed class RecordingSink(ICaptureSink inner, RunRecord record, DateTimeOffset epoch) : ICaptureSink
 {
     private long _originNs = CaptureTime.UnixNanoseconds(epoch);
-    private bool _stopped;
-
-    /// <summary>The experiment is over: later frames are neither written nor kept.</summary>
-    public void Stop() => _stopped = true;
 
     /// <summary>The run's time 0 on the loop's clock (Instant.Zero unless set before the first frame).</summary>
     public Instant Origin
@@ -166,7 +157,6 @@ internal sealed class RecordingSink(ICaptureSink inner, RunRecord record, DateTi
 
     public void Record(int interfaceId, long timestamp, PacketDirection direction, ReadOnlySpan<byte> frame, ReadOnlySpan<char> comment)
     {
-        if (_stopped) return;
         inner.Record(interfaceId, timestamp, direction, frame, comment);
         record.Frames.Add(new RecordedFrame(TimeSpan.FromTicks((timestamp - _originNs) / 100), timestamp, frame.ToArray(),
                                             comment.IsEmpty ? null : comment.ToString()));

@@ -10,6 +10,7 @@ namespace TcpLab.Integration.Tests.Scenarios;
 /// ones: the same expectations that hold in simulation hold when the server is Linux, within
 /// the kernel's timer granularity. The long ones run with `make linux-catalogue`.
 /// </summary>
+[Collection(KernelRunCollection.Name)]
 public sealed class KernelRunTests : IDisposable
 {
     private readonly DirectoryInfo _out = Directory.CreateTempSubdirectory("tcplab-kernel-runs-");
@@ -105,6 +106,16 @@ public sealed class KernelRunTests : IDisposable
 
     private static IEnumerable<string> NetworkNamespaces() =>
         Directory.Exists("/run/netns") ? Directory.EnumerateFiles("/run/netns").Select(f => Path.GetFileName(f)) : [];
+}
+
+/// <summary>
+/// Kernel runs go alone: they check that no namespace of this process outlives them, which
+/// the namespaces of tests running beside them would break.
+/// </summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class KernelRunCollection
+{
+    public const string Name = "kernel runs";
 }
 
 /// <summary>A fact that runs a scenario against the kernel: namespaces, TAP devices and the state tracepoint.</summary>
