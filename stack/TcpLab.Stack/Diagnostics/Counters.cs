@@ -55,6 +55,12 @@ public enum Mib
     TcpExtTCPACKSkippedSynRecv, TcpExtTCPACKSkippedPAWS, TcpExtTCPACKSkippedSeq,
     TcpExtTCPACKSkippedFinWait2, TcpExtTCPACKSkippedTimeWait, TcpExtTCPACKSkippedChallenge,
     TcpExtTCPWinProbe, TcpExtTCPKeepAlive, TcpExtTCPDelivered,
+    // Loss recovery and congestion control
+    TcpExtTCPRenoFailures, TcpExtTCPSackFailures, TcpExtTCPLossFailures,
+    TcpExtTCPRenoRecoveryFail, TcpExtTCPSackRecoveryFail,
+    TcpExtTCPSACKDiscard, TcpExtTCPDSACKIgnoredOld, TcpExtTCPDSACKIgnoredNoUndo, TcpExtTCPDSACKIgnoredDubious,
+    TcpExtTCPDSACKRecvSegs, TcpExtTCPAckCompressed,
+    TcpExtTCPHystartTrainDetect, TcpExtTCPHystartTrainCwnd, TcpExtTCPHystartDelayDetect, TcpExtTCPHystartDelayCwnd,
 }
 
 /// <summary>

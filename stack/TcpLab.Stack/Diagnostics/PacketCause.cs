@@ -47,16 +47,21 @@ public enum CauseCode : ushort
     TcpData,                     // A = bytes
     TcpDataRetransmitRto,        // A = retry, C = rto ms
     TcpFastOpenRetransmit,       // the SYN-ACK did not acknowledge the SYN data: A = bytes sent again
-    TcpFastRetransmit,           // A = bytes
+    TcpFastRetransmit,           // A = bytes, B = duplicate ACKs (SACKed segments), C = 1 when RACK detected the loss
     TcpSackHoleRetransmit,       // A = bytes
-    TcpLossProbe,                // TLP (RFC 8985 section 7)
-    TcpRackRetransmit,           // RACK reorder timer marked the segment lost
+    TcpNewRenoRetransmit,        // A = bytes: the hole after a partial ACK (RFC 6582)
+    TcpLossProbe,                // TLP (RFC 8985 section 7): A = bytes, B = 1 when it retransmits the last segment
+    TcpRackRetransmit,           // RACK reorder timer marked the segment lost: A = bytes
+    TcpLostRetransmit,           // RACK found a retransmission lost: A = bytes
+    TcpLossRetransmit,           // after an RTO, a segment marked lost (slow-start retransmit): A = bytes
+    TcpFrtoNewData,              // F-RTO step 2b: new data instead of retransmissions: A = bytes
     TcpZeroWindowProbe,          // A = probe number, C = backoff ms
     TcpKeepaliveProbe,           // A = probe number, B = max
     TcpAck,                      // immediate ACK (quick-ack, or data needs an answer now)
     TcpFinAck,                   // ACK of the peer's FIN sent at once (FIN_WAIT_1/2)
     TcpDelayedAck,               // delayed-ACK timer fired, C = ato ms
     TcpDuplicateAck,             // out-of-order data or a hole: A = dup number
+    TcpDuplicateDataAck,         // data we already had: the ACK carries a D-SACK (RFC 2883)
     TcpWindowUpdate,
     TcpFin,
     TcpFinRetransmit,            // A = retry, C = rto ms
@@ -102,16 +107,22 @@ public static class CauseText
         CauseCode.TcpData => $"data, {c.A} bytes",
         CauseCode.TcpDataRetransmitRto => $"RTO: retransmit {c.A}, rto {Ms(c.C)}",
         CauseCode.TcpFastOpenRetransmit => $"Fast Open: the SYN-ACK did not acknowledge the SYN data, {c.A} bytes again",
-        CauseCode.TcpFastRetransmit => $"fast retransmit, {c.A} bytes",
+        CauseCode.TcpFastRetransmit => c.C == 1 ? $"fast retransmit, {c.A} bytes (RACK: {c.B} later segments SACKed)"
+                                                 : $"fast retransmit, {c.A} bytes, after {c.B} duplicate ACKs",
         CauseCode.TcpSackHoleRetransmit => $"retransmit of a SACK hole, {c.A} bytes",
-        CauseCode.TcpLossProbe => "tail loss probe",
-        CauseCode.TcpRackRetransmit => "RACK: reordering window expired, retransmit",
+        CauseCode.TcpNewRenoRetransmit => $"NewReno: partial ACK, retransmit of the next hole, {c.A} bytes",
+        CauseCode.TcpLossProbe => c.B != 0 ? $"tail loss probe: retransmit of the last segment, {c.A} bytes" : $"tail loss probe: new data, {c.A} bytes",
+        CauseCode.TcpRackRetransmit => $"RACK: reordering window expired, retransmit, {c.A} bytes",
+        CauseCode.TcpLostRetransmit => $"RACK: retransmission lost, retransmit again, {c.A} bytes",
+        CauseCode.TcpLossRetransmit => $"RTO recovery: retransmit of a segment marked lost, {c.A} bytes",
+        CauseCode.TcpFrtoNewData => $"F-RTO: new data to test the RTO, {c.A} bytes",
         CauseCode.TcpZeroWindowProbe => $"zero-window probe {c.A}, backoff {Ms(c.C)}",
         CauseCode.TcpKeepaliveProbe => $"keepalive probe {c.A}/{c.B}",
         CauseCode.TcpAck => "ACK",
         CauseCode.TcpFinAck => "ACK of the peer's FIN",
         CauseCode.TcpDelayedAck => $"delayed ACK, ato {Ms(c.C)}",
         CauseCode.TcpDuplicateAck => $"duplicate ACK #{c.A} (out-of-order data)",
+        CauseCode.TcpDuplicateDataAck => "ACK with a D-SACK for duplicate data",
         CauseCode.TcpWindowUpdate => "window update",
         CauseCode.TcpFin => "close(): FIN",
         CauseCode.TcpFinRetransmit => $"RTO: FIN retransmit {c.A}, rto {Ms(c.C)}",

@@ -18,7 +18,8 @@ public sealed record SocketRow(
 /// <summary>
 /// The socket table of one stack as `ss -tanoi` shows it: listeners (Recv-Q = accept queue,
 /// Send-Q = backlog), connections, half-open requests and TIME_WAIT entries, with
-/// timer:(on|keepalive|timewait|persist,remaining,retries) and rto/rtt/cwnd/ssthresh.
+/// timer:(on|keepalive|timewait|persist,remaining,retries) and the congestion control, rto/rtt/cwnd/ssthresh
+/// and the scoreboard (unacked, retrans, lost, sacked, reordering) as `ss -i` prints them.
 /// </summary>
 public static class SocketTable
 {
@@ -70,6 +71,7 @@ public static class SocketTable
         var info = new StringBuilder();
         if (c.TimestampsOk) info.Append("ts ");
         if (c.SackOk) info.Append("sack ");
+        info.Append(c.CongestionAlgorithm).Append(' ');
         info.Append(CultureInfo.InvariantCulture, $"wscale:{c.SendWindowScale},{c.ReceiveWindowScale} ");
         info.Append(CultureInfo.InvariantCulture, $"rto:{Ms(c.Rto)} ");
         if (c.SmoothedRtt is { } rtt) info.Append(CultureInfo.InvariantCulture, $"rtt:{Ms(rtt)}/{Ms(c.RttVariation)} ");
@@ -77,7 +79,12 @@ public static class SocketTable
         if (c.SlowStartThreshold != int.MaxValue) info.Append(CultureInfo.InvariantCulture, $" ssthresh:{c.SlowStartThreshold}");
         info.Append(CultureInfo.InvariantCulture, $" bytes_acked:{c.BytesAcked} bytes_received:{c.BytesReceived}");
         info.Append(CultureInfo.InvariantCulture, $" segs_out:{c.SegmentsOut} segs_in:{c.SegmentsIn}");
-        if (c.TotalRetransmits > 0) info.Append(CultureInfo.InvariantCulture, $" retrans:{c.Retransmits}/{c.TotalRetransmits}");
+        if (c.PacketsOut > 0) info.Append(CultureInfo.InvariantCulture, $" unacked:{c.PacketsOut}");
+        if (c.TotalRetransmits > 0) info.Append(CultureInfo.InvariantCulture, $" retrans:{c.RetransmittedPacketsOut}/{c.TotalRetransmits}");
+        if (c.LostPackets > 0) info.Append(CultureInfo.InvariantCulture, $" lost:{c.LostPackets}");
+        if (c.SackedPackets > 0) info.Append(CultureInfo.InvariantCulture, $" sacked:{c.SackedPackets}");
+        if (c.Reordering != 3) info.Append(CultureInfo.InvariantCulture, $" reordering:{c.Reordering}");
+        if (c.DsackDups > 0) info.Append(CultureInfo.InvariantCulture, $" dsack_dups:{c.DsackDups}");
         return info.ToString();
 
         static string Ms(TimeSpan t) => t.TotalMilliseconds.ToString("0.###", CultureInfo.InvariantCulture);

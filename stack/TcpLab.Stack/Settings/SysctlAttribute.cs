@@ -17,6 +17,7 @@ public sealed class SysctlAttribute(string key) : Attribute
 public enum SysctlUnit
 {
     None,
+    Nanoseconds,
     Microseconds,
     Milliseconds,
     Seconds,

@@ -81,6 +81,7 @@ public static class SysctlRegistry
         if (type == typeof(int)) return (int)value;
         if (type == typeof(TimeSpan)) return meta.Unit switch
         {
+            SysctlUnit.Nanoseconds => TimeSpan.FromTicks(value / 100),
             SysctlUnit.Microseconds => TimeSpan.FromMicroseconds(value),
             SysctlUnit.Milliseconds => TimeSpan.FromMilliseconds(value),
             SysctlUnit.Seconds => TimeSpan.FromSeconds(value),
@@ -104,6 +105,7 @@ public static class SysctlRegistry
         int[] v => string.Join('\t', v),
         TimeSpan t => entry.Meta.Unit switch
         {
+            SysctlUnit.Nanoseconds => (t.Ticks * 100).ToString(CultureInfo.InvariantCulture),
             SysctlUnit.Microseconds => ((long)t.TotalMicroseconds).ToString(CultureInfo.InvariantCulture),
             SysctlUnit.Milliseconds => ((long)t.TotalMilliseconds).ToString(CultureInfo.InvariantCulture),
             _ => ((long)t.TotalSeconds).ToString(CultureInfo.InvariantCulture),

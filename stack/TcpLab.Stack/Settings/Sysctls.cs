@@ -95,10 +95,13 @@ public sealed partial class Sysctls
         return copy;
     }
 
-    /// <summary>Checks that span keys (ipv4_local_port_range refuses a range whose end is below its start).</summary>
+    /// <summary>Checks that span keys (ipv4_local_port_range refuses a range whose end is below its start) and names (the congestion control must exist).</summary>
     internal void Validate()
     {
         if (IpLocalPortRange[1] < IpLocalPortRange[0])
             throw new SysctlException($"net.ipv4.ip_local_port_range: {IpLocalPortRange[0]} {IpLocalPortRange[1]} ends before it starts");
+        if (!Tcp.Congestion.CongestionControl.IsAvailable(TcpCongestionControl))
+            throw new SysctlException($"net.ipv4.tcp_congestion_control: '{TcpCongestionControl}' is not available (ENOENT); "
+                                      + $"available: {string.Join(' ', Tcp.Congestion.CongestionControl.Available)}");
     }
 }

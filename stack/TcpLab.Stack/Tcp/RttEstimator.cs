@@ -37,8 +37,22 @@ public sealed class RttEstimator
     /// <summary>What `ss` prints as the second number of rtt:a/b (mdev).</summary>
     public TimeSpan RttVariation => TimeSpan.FromMicroseconds(_mdev4 >> 2);
     public TimeSpan RttVar => TimeSpan.FromMicroseconds(_rttvar);
-    /// <summary>The smallest RTT sample seen (tcp_min_rtt, used by RACK and the rate sampler).</summary>
+    /// <summary>The smallest RTT sample seen (tcp_min_rtt, used by RACK and the rate sampler); MaxValue before any.</summary>
     public TimeSpan MinRtt { get; private set; } = TimeSpan.MaxValue;
+
+    /// <summary>srtt_us &gt;&gt; 2: twice the smoothed RTT at the estimator's own precision (the loss probe timeout's base).</summary>
+    public TimeSpan TwiceSmoothedRtt => TimeSpan.FromMicroseconds(_srtt8 >> 2);
+
+    /// <summary>
+    /// tcp_update_rtt_min with the RTT of the last (S)ACKed packet. Linux keeps a windowed minimum
+    /// (tcp_min_rtt_wlen, 300 s); the lab keeps the all-time minimum, which differs only when a
+    /// path's delay grows for longer than five minutes.
+    /// </summary>
+    public void ObserveMinRtt(TimeSpan sample)
+    {
+        if (sample <= TimeSpan.Zero) sample = TimeSpan.FromMicroseconds(1);
+        if (sample < MinRtt) MinRtt = sample;
+    }
 
     /// <summary>Feeds one RTT measurement; <paramref name="sndUna"/> and <paramref name="sndNxt"/> pace the rttvar decay.</summary>
     public void AddSample(TimeSpan sample, SeqNum sndUna, SeqNum sndNxt)
@@ -47,7 +61,6 @@ public sealed class RttEstimator
         // so a zero-delay simulated wire gets exactly rto_min, as a real kernel would.
         long m = Math.Max(0, (long)sample.TotalMicroseconds);
         long rtoMinUs = (long)RtoMin.TotalMicroseconds;
-        if (sample < MinRtt) MinRtt = sample;
         if (_srtt8 != 0)
         {
             m -= _srtt8 >> 3;          // error in the estimate

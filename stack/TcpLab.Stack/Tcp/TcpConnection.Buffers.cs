@@ -84,7 +84,7 @@ public sealed partial class TcpConnection
     private void ExpandSendBuffer()
     {
         int perMss = (int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)(Math.Max(_peerMss, _mssCache) + SendOverheadPerSegment)) + SkBuffSize;
-        int segments = Math.Max(InitialCwnd, _cwnd);
+        int segments = Math.Max(InitialCwnd, _window.Cwnd);
         segments = Math.Max(segments, ReorderingForSendBuffer + 1);
         long sendMemory = 2L * segments * perMss;
         if (_sendBuffer.Limit < sendMemory) _sendBuffer.Limit = (int)Math.Min(sendMemory, Sysctls.TcpWmem[2]);
@@ -101,7 +101,7 @@ public sealed partial class TcpConnection
     private void CheckSendSpace()
     {
         if (!_sendBufferFull || _sendShutdown) return;
-        if (!SendBufferLocked && InFlight < _cwnd) ExpandSendBuffer();
+        if (!SendBufferLocked && InFlight < _window.Cwnd) ExpandSendBuffer();
         if (_sendBuffer.Free >= _sendBuffer.Count >> 1)   // __sk_stream_is_writeable
         {
             _sendBufferFull = false;
@@ -264,7 +264,7 @@ public sealed partial class TcpConnection
             // tcp_prune_ofo_queue drops from the highest sequence down; the lab drops it all.
             Counters.Increment(Mib.TcpExtOfoPruned);
             _receiveBuffer.PurgeOutOfOrder();
-            _sackOrder.Clear();
+            _sackBlocks.Clear();   // tcp_sack_reset: the SACKed data is gone (the sender will see reneging)
             if (_receiveBuffer.Memory <= _rcvbuf) return true;
         }
         Counters.Increment(Mib.TcpExtRcvPruned);

@@ -1,4 +1,5 @@
 using TcpLab.Stack.Diagnostics;
+using TcpLab.Stack.Tcp.Congestion;
 using TcpLab.Stack.Settings;
 using TcpLab.Stack.Wire;
 
@@ -121,15 +122,9 @@ public sealed partial class TcpConnection
         {
             ref SentSegment segment = ref _sent[i];
             if (segment.Lost || segment.Retransmitting) continue;   // already sent again by the ACK's loss recovery
-            segment.Lost = true;
-            _lostOut++;
+            MarkLost(ref segment, LossDetection.SynData);
         }
-        if (!_inLoss)
-        {
-            _inLoss = true;
-            _highSeq = SndNxt;
-        }
-        RetransmitLostSegments(segment => new PacketCause(CauseCode.TcpFastOpenRetransmit, segment.Length));
+        NonCongestionLossRetransmit();
     }
 
     /// <summary>tcp_fastopen_add_skb: data (and FIN) that came with a SYN or SYN-ACK goes to the receive queue.</summary>
@@ -207,9 +202,12 @@ public sealed partial class TcpConnection
             _rtt.AddSample(Now - sent, SndUna, SndNxt);
             _backoff = 0;
         }
-        if (!_inLoss && _retransOut == 0) _retransStamp = null;   // tcp_retrans_stamp_cleanup
+        // Still in the SYN-ACK's Loss state with nothing sent: the echo may show it was spurious.
+        if (_caState == CongestionState.Loss && PacketsOut == 0) TryUndoRecovery();
+        _retransmits = 0;
+        if (!AnyRetransDone()) _retransStamp = null;   // tcp_retrans_stamp_cleanup
         FastOpenRequestDone(reset: false);
-        RearmRetransmitTimer();
+        RearmRto();
     }
 
     /// <summary>A valid RST reached a Fast Open child before its handshake completed (tcp_check_req's embryonic_reset).</summary>

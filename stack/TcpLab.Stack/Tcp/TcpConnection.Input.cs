@@ -10,7 +10,7 @@ public sealed partial class TcpConnection
     private Instant _rcvTstamp;          // when an acceptable ACK last arrived (tp->rcv_tstamp)
     private Instant? _lastOutOfWindowAnswer;
     private long _bytesAcked;
-    private readonly List<SeqNum> _sackOrder = new();  // starts of recently received out-of-order segments
+    private readonly ReceivedSackBlocks _sackBlocks = new();
 
     // Per-segment option state (rx_opt.saw_tstamp, rcv_tsval, rcv_tsecr).
     private bool _sawTimestamp;
@@ -106,7 +106,7 @@ public sealed partial class TcpConnection
         NegotiateFromPeerSyn(o);
         if (TimestampsOk) _advMss -= TimestampOptionSpace;
         SndWl1 = synAck.Seq;
-        ProcessAck(synAck, slowPath: true, updateTsRecent: false);
+        ProcessAck(synAck, updateTsRecent: false);
         RcvNxt = RcvWup = synAck.Seq + 1;
         Irs = synAck.Seq;
         SndWnd = synAck.Window;   // never scaled in a SYN
@@ -187,11 +187,20 @@ public sealed partial class TcpConnection
     /// <summary>tcp_init_transfer: initial cwnd, RTO fallback when the handshake gave no RTT sample, buffer limits.</summary>
     private void InitTransfer()
     {
-        if (_synAckRtt is { } rtt) { _rtt.AddSample(rtt, SndUna, SndNxt); _backoff = 0; }
+        if (_synAckRtt is { } rtt)
+        {
+            // tcp_synack_rtt_meas: the SYN-ACK's round trip is the first sample, and the first minimum.
+            _rtt.ObserveMinRtt(rtt);
+            _rtt.AddSample(rtt, SndUna, SndNxt);
+            _backoff = 0;
+        }
         _rtt.UseFallbackIfNoSample();
-        // RFC 5681: cwnd 1 when more than one SYN or SYN-ACK had to be retransmitted.
-        _cwnd = _totalRetrans > 1 ? 1 : InitialCwnd;
-        _ssthresh = int.MaxValue;
+        // RFC 5681: cwnd 1 when more than one SYN or SYN-ACK had to be retransmitted (and the
+        // timeout's reduction was not undone). ssthresh keeps what a SYN timeout set.
+        _window.Cwnd = _totalRetrans > 1 && _undoMarker is not null ? 1 : InitialCwnd;
+        _window.Stamp = Now;
+        _window.PriorSsthresh = 0;
+        _cc.Init(this);   // tcp_init_congestion_control
         InitBufferSpace();
         _lastSendTime = Now;
         _retransStamp = null;
@@ -211,7 +220,7 @@ public sealed partial class TcpConnection
         }
         if (!ValidateIncoming(segment)) return;
 
-        int ackResult = ProcessAck(segment, slowPath: true, updateTsRecent: true);
+        int ackResult = ProcessAck(segment, updateTsRecent: true);
         if (ackResult <= 0)
         {
             if (_state == TcpState.SynReceived)
@@ -349,7 +358,7 @@ public sealed partial class TcpConnection
                     return false;
                 }
                 Counters.Increment(Mib.TcpExtPAWSEstab);
-                if (!OutOfWindowRateLimited(segment, Mib.TcpExtTCPACKSkippedPAWS)) SendAck(new PacketCause(CauseCode.TcpDuplicateAckOutOfWindow));
+                if (!OutOfWindowRateLimited(segment, Mib.TcpExtTCPACKSkippedPAWS)) SendDuplicateAck(segment);
                 Counters.Drop(DropReason.TcpPaws);
                 return false;
             }
@@ -365,7 +374,7 @@ public sealed partial class TcpConnection
                     SynChallenge();
                     return false;
                 }
-                if (!OutOfWindowRateLimited(segment, Mib.TcpExtTCPACKSkippedSeq)) SendAck(new PacketCause(CauseCode.TcpDuplicateAckOutOfWindow));
+                if (!OutOfWindowRateLimited(segment, Mib.TcpExtTCPACKSkippedSeq)) SendDuplicateAck(segment);
             }
             else if (ResetMatchesAfterFin(segment))
             {
@@ -402,10 +411,53 @@ public sealed partial class TcpConnection
         segment.Seq == RcvNxt - 1 && _state is TcpState.CloseWait or TcpState.LastAck or TcpState.Closing;
 
     /// <summary>The right edge of the SACK blocks we would send: RFC 5961 3.2 accepts a RST there too.</summary>
-    private SeqNum? HighestSackEnd()
+    private SeqNum? HighestSackEnd() => SackOk ? _sackBlocks.HighestEnd : null;
+
+    /// <summary>
+    /// tcp_send_dupack: ACK an unacceptable segment at once; if it repeats data we have, the ACK
+    /// was probably lost: quick-ACK mode, and a D-SACK for the duplicate (RFC 2883).
+    /// </summary>
+    private void SendDuplicateAck(in Segment segment)
     {
-        if (!SackOk || _receiveBuffer.OutOfOrder.Count == 0) return null;
-        return _receiveBuffer.OutOfOrder[^1].End;
+        if (segment.EndSeq != segment.Seq && segment.Seq < RcvNxt)
+        {
+            Counters.Increment(Mib.TcpExtDelayedACKLost);
+            EnterQuickAckMode();
+            SetDuplicateSack(segment.Seq, SeqNum.Min(segment.EndSeq, RcvNxt));
+        }
+        SendAck(new PacketCause(CauseCode.TcpDuplicateAckOutOfWindow));
+    }
+
+    /// <summary>tcp_dsack_set: report [seq, end) as received twice in the next ACK.</summary>
+    private void SetDuplicateSack(SeqNum seq, SeqNum end)
+    {
+        if (!SackOk || !Sysctls.TcpDsack) return;
+        Counters.Increment(seq < RcvNxt ? Mib.TcpExtTCPDSACKOldSent : Mib.TcpExtTCPDSACKOfoSent);
+        _sackBlocks.SetDuplicate(seq, end);
+    }
+
+    /// <summary>tcp_dsack_extend: widen the pending D-SACK, or set one.</summary>
+    private void ExtendDuplicateSack(SeqNum seq, SeqNum end)
+    {
+        if (_sackBlocks.Duplicate is null) SetDuplicateSack(seq, end);
+        else _sackBlocks.ExtendDuplicate(seq, end);
+    }
+
+    /// <summary>
+    /// D-SACKs for [seq, end) arriving over data already held out of order (tcp_data_queue_ofo,
+    /// tcp_ofo_queue): the first overlap sets the D-SACK, later ones extend it.
+    /// </summary>
+    private void ReportOverlapWithOutOfOrder(SeqNum seq, SeqNum end, bool extendOnly)
+    {
+        foreach (var (start, stop) in _receiveBuffer.OutOfOrder)
+        {
+            if (stop <= seq) continue;
+            if (start >= end) break;
+            SeqNum from = SeqNum.Max(seq, start), to = SeqNum.Min(end, stop);
+            if (extendOnly) ExtendDuplicateSack(from, to);
+            else SetDuplicateSack(from, to);
+            extendOnly = true;
+        }
     }
 
     private void SynChallenge()
@@ -440,64 +492,7 @@ public sealed partial class TcpConnection
         return !disorderedAck;
     }
 
-    // ----- ACK processing (tcp_ack) -----
-
-    /// <summary>
-    /// Processes the ACK field. Returns 1 when acceptable, 0 for an old (duplicate-range) ACK,
-    /// -1 for an ACK too old (RFC 5961 5.2) or of data never sent.
-    /// </summary>
-    private int ProcessAck(in Segment segment, bool slowPath, bool updateTsRecent)
-    {
-        SeqNum ack = segment.Ack;
-        SeqNum priorSndUna = SndUna;
-        int priorPackets = PacketsOut;
-        if (ack < priorSndUna)
-        {
-            long maxWindow = Math.Min(MaxWindow, _bytesAcked);
-            if (ack < priorSndUna - (int)maxWindow)
-            {
-                if (_state == TcpState.Established) SendChallengeAck();
-                return -1;
-            }
-            if (updateTsRecent) ReplaceTsRecent(segment.Seq);
-            return 0;
-        }
-        if (ack > SndNxt) return -1;
-        bool advanced = ack > priorSndUna;
-        if (advanced) _retransmits = 0;
-        if (updateTsRecent) ReplaceTsRecent(segment.Seq);
-
-        if (segment.Seq == segment.EndSeq) Counters.Increment(Mib.TcpExtTCPPureAcks);
-        UpdateWindow(segment, ack);
-
-        _softError = Errno.None;
-        _probesOut = 0;
-        _rcvTstamp = Now;
-
-        if (priorPackets == 0)
-        {
-            AckProbe();
-            return 1;
-        }
-        bool acked = CleanRetransmitQueue(ack, out int ackedPackets, out TimeSpan? rtt, out bool retransAcked);
-        if (acked)
-        {
-            TimeSpan? sample = retransAcked ? null : rtt;
-            if (sample is null && _sawTimestamp && _rcvTsEcr != 0) sample = TimestampRtt();
-            if (sample is { } s)
-            {
-                _rtt.AddSample(s, SndUna, SndNxt);
-                _backoff = 0;   // RFC 6298: only a valid RTT sample resets the backoff
-            }
-            // FLAG_FORWARD_PROGRESS confirms the neighbour, as sk_dst_confirm does.
-            if (_tcp.Stack.Ip.TryRoute(Tuple.RemoteAddress, out var networkInterface, out var nextHop)) networkInterface.Neighbours.Confirm(nextHop);
-            RearmRetransmitTimer();
-            CongestionAvoidance(ackedPackets);
-            if (_inLoss && SndUna >= _highSeq) _inLoss = false;   // recovered from the RTO
-            if (_inLoss) RetransmitLostSegments();
-        }
-        return 1;
-    }
+    // ----- ACK processing helpers (tcp_ack itself is in .Recovery) -----
 
     /// <summary>RTT from the echoed timestamp in ms (tcp_rtt_tsopt_us: at least one tick).</summary>
     private TimeSpan TimestampRtt()
@@ -518,11 +513,12 @@ public sealed partial class TcpConnection
     private bool MayUpdateWindow(SeqNum ack, SeqNum ackSeq, int window) =>
         ack > SndUna || ackSeq > SndWl1 || (ackSeq == SndWl1 && (window > SndWnd || window == 0));
 
-    /// <summary>tcp_ack_update_window + tcp_snd_una_update.</summary>
-    private void UpdateWindow(in Segment segment, SeqNum ack)
+    /// <summary>tcp_ack_update_window + tcp_snd_una_update; true when the window may be updated (FLAG_WIN_UPDATE).</summary>
+    private bool UpdateWindow(in Segment segment, SeqNum ack)
     {
         int window = segment.Syn ? segment.Window : segment.Window << SendWindowScale;
-        if (MayUpdateWindow(ack, segment.Seq, window))
+        bool update = MayUpdateWindow(ack, segment.Seq, window);
+        if (update)
         {
             SndWl1 = segment.Seq;
             if (SndWnd != window)
@@ -540,45 +536,7 @@ public sealed partial class TcpConnection
             _bytesAcked += ack - SndUna;
             SndUna = ack;
         }
-    }
-
-    /// <summary>
-    /// tcp_clean_rtx_queue: drops fully acknowledged segments (trimming a partly acknowledged
-    /// head), frees their bytes, and measures RTT from the oldest newly acknowledged segment
-    /// unless any was retransmitted (Karn).
-    /// </summary>
-    private bool CleanRetransmitQueue(SeqNum ack, out int ackedPackets, out TimeSpan? rtt, out bool retransAcked)
-    {
-        ackedPackets = 0;
-        rtt = null;
-        retransAcked = false;
-        Instant? firstAcked = null;
-        int freedBytes = 0;
-        while (_sent.Count > 0)
-        {
-            ref SentSegment head = ref _sent.First;
-            if (head.End > ack)
-            {
-                if (head.Start < ack && !head.Syn)
-                {
-                    // Partial ACK of a segment: trim its head (tcp_trim_head).
-                    int trimmed = ack - head.Start;
-                    freedBytes += trimmed;
-                    head.Start = ack;
-                }
-                break;
-            }
-            if (head.EverRetransmitted) retransAcked = true;
-            else firstAcked ??= head.FirstSent;
-            if (head.Lost) _lostOut--;
-            if (head.Retransmitting) _retransOut--;
-            freedBytes += head.Length;
-            ackedPackets++;
-            _sent.RemoveFirst();
-        }
-        if (freedBytes > 0) _sendBuffer.Consume(freedBytes);
-        if (firstAcked is { } sentAt) rtt = Now - sentAt;
-        return ackedPackets > 0 || freedBytes > 0;
+        return update;
     }
 
     /// <summary>tcp_ack_probe: a window opened while nothing was in flight; stop or re-time the persist timer.</summary>
@@ -598,25 +556,6 @@ public sealed partial class TcpConnection
         }
     }
 
-    /// <summary>Reno: slow start below ssthresh, one segment per window above it (tcp_reno_cong_avoid).</summary>
-    private void CongestionAvoidance(int ackedPackets)
-    {
-        if (!_cwndLimited || ackedPackets == 0) return;
-        if (_cwnd < _ssthresh)
-        {
-            _cwnd = Math.Min(_cwnd + ackedPackets, Math.Max(_ssthresh, _cwnd));
-            return;
-        }
-        _cwndCount += ackedPackets;
-        if (_cwndCount >= _cwnd)
-        {
-            _cwndCount -= _cwnd;
-            _cwnd++;
-        }
-    }
-
-    private bool _cwndLimited;
-
     /// <summary>tcp_data_snd_check: send what can go now, tell a waiting application there is room.</summary>
     private void DataSendCheck()
     {
@@ -630,9 +569,12 @@ public sealed partial class TcpConnection
     {
         if (segment.Seq == segment.EndSeq) return;   // a pure ACK
         ReadOnlySpan<byte> payload = segment.Payload;
+        _sackBlocks.ClearDuplicate();   // a D-SACK goes out with the ACK of the segment that caused it
 
         if (segment.Seq == RcvNxt || (segment.Seq < RcvNxt && segment.EndSeq > RcvNxt))
         {
+            // A partial retransmission: its head is a duplicate.
+            if (segment.Seq < RcvNxt) SetDuplicateSack(segment.Seq, RcvNxt);
             if (ReceiveWindowRemaining == 0 && !(payload.Length == 0 && segment.Fin))
             {
                 Counters.Increment(Mib.TcpExtTCPZeroWindowDrop);
@@ -640,8 +582,10 @@ public sealed partial class TcpConnection
                 OutOfWindow();
                 return;
             }
-            int skip = RcvNxt - segment.Seq;   // a partial retransmission: drop what we have
+            int skip = RcvNxt - segment.Seq;   // drop what we have
             ReadOnlySpan<byte> fresh = skip > 0 ? payload[Math.Min(skip, payload.Length)..] : payload;
+            bool hadOutOfOrder = _receiveBuffer.OutOfOrder.Count > 0;
+            if (hadOutOfOrder && fresh.Length > 0) ReportOverlapWithOutOfOrder(RcvNxt, RcvNxt + fresh.Length, extendOnly: true);
             SeqNum newRcvNxt = RcvNxt;
             int truesize = SegmentTruesize(segment);
             // An empty queue always takes the segment (sk_forced_mem_schedule); else tcp_try_rmem_schedule.
@@ -655,7 +599,6 @@ public sealed partial class TcpConnection
                 _ackState.Scheduled = true;
                 return;
             }
-            bool hadOutOfOrder = _sackOrder.Count > 0;
             if (fresh.Length > 0)
             {
                 RcvNxt = newRcvNxt;
@@ -663,15 +606,9 @@ public sealed partial class TcpConnection
                 DataReceived(segment, payload.Length, truesize);
             }
             if (segment.Fin && RcvNxt == segment.EndSeq - 1) ReceiveFin();
-            if (hadOutOfOrder && _receiveBuffer.OutOfOrder.Count == 0)
-            {
-                _sackOrder.Clear();
-                _ackState.Now = true;   // RFC 5681 4.2: ACK at once when a hole is filled
-            }
-            else
-            {
-                PruneSackOrder();
-            }
+            // RFC 5681 4.2: ACK at once when a hole is filled.
+            if (hadOutOfOrder && _receiveBuffer.OutOfOrder.Count == 0) _ackState.Now = true;
+            if (_sackBlocks.Count > 0) _sackBlocks.RemoveCovered(RcvNxt, _receiveBuffer.OutOfOrder.Count == 0);
             if (!_orphaned) Observer?.OnReadable(this);
             return;
         }
@@ -681,6 +618,7 @@ public sealed partial class TcpConnection
             // A retransmission of what we have: the ACK was probably lost, answer at once.
             Counters.Increment(Mib.TcpExtDelayedACKLost);
             Counters.Drop(DropReason.TcpInvalidSequence);
+            SetDuplicateSack(segment.Seq, segment.EndSeq);
             OutOfWindow();
             return;
         }
@@ -694,41 +632,42 @@ public sealed partial class TcpConnection
         QueueOutOfOrder(segment);
     }
 
-    /// <summary>tcp_data_queue_ofo: hold the segment at its place and report it with SACK.</summary>
+    /// <summary>
+    /// tcp_data_queue_ofo: hold the segment at its place, D-SACK what was already held, put its
+    /// block first among the SACK blocks, and schedule the duplicate ACK.
+    /// </summary>
     private void QueueOutOfOrder(in Segment segment)
     {
         ReadOnlySpan<byte> payload = segment.Payload;
         int truesize = SegmentTruesize(segment);
-        if (!ReceiveMemoryAvailable() || !_receiveBuffer.Store(segment.Seq, payload, RcvNxt, truesize, out _))
+        SeqNum seq = segment.Seq, end = segment.Seq + payload.Length;
+        bool allPresent = false;
+        foreach (var (start, stop) in _receiveBuffer.OutOfOrder)
         {
-            Counters.Increment(Mib.TcpExtTCPOFODrop);
-            Counters.Drop(DropReason.TcpMemory);
-            return;
+            if (start <= seq && end <= stop) allPresent = true;
         }
-        Counters.Increment(Mib.TcpExtTCPOFOQueue);
+        if (allPresent)
+        {
+            // All the bits are present: drop it, report it.
+            Counters.Increment(Mib.TcpExtTCPOFOMerge);
+            SetDuplicateSack(seq, end);
+        }
+        else
+        {
+            ReportOverlapWithOutOfOrder(seq, end, extendOnly: false);
+            if (!ReceiveMemoryAvailable() || !_receiveBuffer.Store(seq, payload, RcvNxt, truesize, out _))
+            {
+                Counters.Increment(Mib.TcpExtTCPOFODrop);
+                Counters.Drop(DropReason.TcpMemory);
+                _sackBlocks.ClearDuplicate();
+                return;
+            }
+            if (SackOk) GrowWindow(payload.Length, truesize);   // without SACK the window stays, so duplicate ACKs stay duplicates
+        }
+        MeasureReceiveMss(segment, payload.Length, truesize);
         _ackState.Scheduled = true;
-        _sackOrder.Remove(segment.Seq);
-        _sackOrder.Add(segment.Seq);
-        PruneSackOrder();
-        if (SackOk) GrowWindow(payload.Length, truesize);
-        _dupAckCounter++;
-    }
-
-    private int _dupAckCounter;
-
-    /// <summary>Forgets recently received segments whose data is now in order (or purged).</summary>
-    private void PruneSackOrder()
-    {
-        if (_sackOrder.Count == 0) return;
-        var ranges = _receiveBuffer.OutOfOrder;
-        for (int i = _sackOrder.Count - 1; i >= 0; i--)
-        {
-            SeqNum start = _sackOrder[i];
-            bool held = false;
-            for (int r = 0; r < ranges.Count && !held; r++) held = ranges[r].Start <= start && start < ranges[r].End;
-            if (!held) _sackOrder.RemoveAt(i);
-        }
-        if (_sackOrder.Count > 8) _sackOrder.RemoveRange(0, _sackOrder.Count - 8);
+        Counters.Increment(Mib.TcpExtTCPOFOQueue);
+        if (SackOk && _sackBlocks.AddOutOfOrder(seq, end)) SendCompressedAckNow();
     }
 
     /// <summary>The segment was unacceptable or a duplicate: quick-ACK mode so the answer goes now.</summary>
@@ -763,7 +702,7 @@ public sealed partial class TcpConnection
         }
         // Out-of-order data beyond the FIN cannot be delivered.
         _receiveBuffer.PurgeOutOfOrder();
-        _sackOrder.Clear();
+        _sackBlocks.Clear();
     }
 
     /// <summary>tcp_reset: the peer reset us. The error the application sees depends on the state, as in Linux.</summary>
@@ -899,14 +838,18 @@ public sealed partial class TcpConnection
         _ackState.Ato = AtoMin;
     }
 
-    /// <summary>__tcp_ack_snd_check: ACK now (two full segments, quick-ACK mode, a filled hole), or start the delayed-ACK timer.</summary>
+    /// <summary>
+    /// __tcp_ack_snd_check: ACK now (two full segments, quick-ACK mode, a filled hole, or
+    /// out-of-order data: every segment without SACK, the first three per hole with it), else
+    /// delay it; further SACK-carrying ACKs for one hole are compressed (tcp_comp_sack_*).
+    /// </summary>
     private void AckSendCheck()
     {
         if (!_ackState.Scheduled) return;
         bool twoSegments = RcvNxt - RcvWup > _ackState.RcvMss && SelectWindowRaw() >= RcvWnd;
         if (twoSegments || InQuickAckMode || _ackState.Now)
         {
-            SendAck(new PacketCause(_receiveBuffer.OutOfOrder.Count > 0 ? CauseCode.TcpDuplicateAck : CauseCode.TcpAck, _dupAckCounter));
+            SendAck(AckCause());
             return;
         }
         if (_receiveBuffer.OutOfOrder.Count == 0)
@@ -914,13 +857,67 @@ public sealed partial class TcpConnection
             ScheduleDelayedAck();
             return;
         }
-        // Out-of-order data: without SACK every segment is ACKed; with SACK the first three are.
-        if (!SackOk || _dupAckCounter <= 3)
+        if (!SackOk || _compressedAck >= Sysctls.TcpCompSackNr)
         {
-            SendAck(new PacketCause(CauseCode.TcpDuplicateAck, _dupAckCounter));
+            SendAck(AckCause());
             return;
         }
-        ScheduleDelayedAck();
+        if (_compressedAckRcvNxt != RcvNxt)
+        {
+            _compressedAckRcvNxt = RcvNxt;
+            _dupAckCounter = 0;
+        }
+        if (_dupAckCounter < 3)   // TCP_FASTRETRANS_THRESH
+        {
+            _dupAckCounter++;
+            SendAck(AckCause());
+            return;
+        }
+        _compressedAck++;
+        if (_compressedAckTimer.IsArmed) return;
+        // 5% of the RTT, at most tcp_comp_sack_delay_ns (an hrtimer: not rounded to jiffies).
+        TimeSpan delay = _rtt.HasSample ? _rtt.SmoothedRtt / 20 : TimeSpan.Zero;
+        if (delay > Sysctls.TcpCompSackDelay) delay = Sysctls.TcpCompSackDelay;
+        _compressedAckTimer.Arm(Now + delay);
+    }
+
+    // ----- SACK compression (tcp_sack_compress_send_ack, tcp_compressed_ack_kick) -----
+
+    private int _compressedAck;          // tp->compressed_ack: ACKs held back
+    private SeqNum _compressedAckRcvNxt;
+    private int _dupAckCounter;          // tp->dup_ack_counter: immediate duplicate ACKs for this rcv_nxt
+    private SeqNum _dupAckRcvNxt;        // for the trace: which hole the duplicate ACKs are about
+    private int _dupAckNumber;
+
+    /// <summary>Words an ACK: a duplicate ACK (numbered per hole) while out-of-order data is held.</summary>
+    private PacketCause AckCause()
+    {
+        if (SackOk && _sackBlocks.Duplicate is not null) return new PacketCause(CauseCode.TcpDuplicateDataAck);
+        if (_receiveBuffer.OutOfOrder.Count == 0) return new PacketCause(CauseCode.TcpAck);
+        if (_dupAckRcvNxt != RcvNxt)
+        {
+            _dupAckRcvNxt = RcvNxt;
+            _dupAckNumber = 0;
+        }
+        return new PacketCause(CauseCode.TcpDuplicateAck, ++_dupAckNumber);
+    }
+
+    /// <summary>tcp_sack_compress_send_ack: a new SACK block beyond the first two goes out at once, with what was held back.</summary>
+    private void SendCompressedAckNow()
+    {
+        if (_compressedAck == 0) return;
+        _compressedAckTimer.Cancel();
+        Counters.Increment(Mib.TcpExtTCPAckCompressed, _compressedAck - 1);
+        _compressedAck = 0;
+        SendAck(AckCause());
+    }
+
+    /// <summary>tcp_compressed_ack_kick: the compression delay is over; one ACK stands for those held back.</summary>
+    private void OnCompressedAckTimer()
+    {
+        if (_compressedAck == 0 || _state is TcpState.Closed) return;
+        _compressedAck--;   // the ACK about to go is not a compressed one
+        SendAck(AckCause());
     }
 
     /// <summary>tcp_send_delayed_ack: the timer runs ato (bounded by the RTT and 200 ms, 500 ms when not interactive).</summary>
@@ -970,7 +967,12 @@ public sealed partial class TcpConnection
         }
         _ackState.Clear();
         _delayedAckTimer.Cancel();
-        if (_receiveBuffer.OutOfOrder.Count == 0) _dupAckCounter = 0;
+        if (_compressedAck > 0)
+        {
+            Counters.Increment(Mib.TcpExtTCPAckCompressed, _compressedAck);
+            _compressedAck = 0;
+            _compressedAckTimer.Cancel();
+        }
     }
 
     /// <summary>tcp_cleanup_rbuf: after the application read, ACK if one is due or the window grew a lot.</summary>

@@ -1,5 +1,6 @@
 using TcpLab.Stack.Buffers;
 using TcpLab.Stack.Diagnostics;
+using TcpLab.Stack.Time;
 using TcpLab.Stack.Wire;
 
 namespace TcpLab.Stack.Tcp;
@@ -11,21 +12,6 @@ public sealed partial class TcpConnection
     private readonly Queue<SeqNum> _pushPoints = new();
     /// <summary>End of the last sub-MSS segment sent (snd_sml), for Minshall's Nagle variant.</summary>
     private SeqNum _lastSmallSegmentEnd;
-
-    // ----- Congestion state (Reno for now; CUBIC and the recovery states come with the data path) -----
-
-    private int _cwnd;
-    private int _ssthresh;
-    private int _cwndCount;
-    private bool _inLoss;           // TCP_CA_Loss after an RTO, until snd_una passes _highSeq
-    private SeqNum _highSeq;
-    private int _lostOut;
-    private int _retransOut;
-    private int _totalRetrans;
-
-    private int PacketsOut => _sent.Count;
-    /// <summary>tcp_packets_in_flight: sent, minus what is believed lost, plus what was re-sent.</summary>
-    private int InFlight => PacketsOut - _lostOut + _retransOut;
 
     /// <summary>End of the data the application queued, excluding a queued FIN.</summary>
     private SeqNum DataEnd => _finQueued ? WriteSeq - 1 : WriteSeq;
@@ -44,7 +30,8 @@ public sealed partial class TcpConnection
     {
         get
         {
-            int blocks = SackOk ? Math.Min(_receiveBuffer.OutOfOrder.Count, TimestampsOk ? 3 : TcpOptions.MaxSackBlocks) : 0;
+            int sacks = _sackBlocks.Count + (_sackBlocks.Duplicate is null ? 0 : 1);   // eff_sacks: num_sacks + dsack
+            int blocks = SackOk ? Math.Min(sacks, TimestampsOk ? 3 : TcpOptions.MaxSackBlocks) : 0;
             return blocks == 0 ? _mssCache : _mssCache - (4 + 8 * blocks);   // TCPOLEN_SACK_BASE_ALIGNED + blocks
         }
     }
@@ -61,52 +48,66 @@ public sealed partial class TcpConnection
     }
 
     /// <summary>
-    /// Sends new segments while the congestion window, the peer's window and Nagle allow.
-    /// Returns true when data (or a FIN) is waiting but could not be sent.
+    /// tcp_write_xmit: sends new segments while the congestion window, the peer's window and
+    /// Nagle allow, then validates cwnd and schedules a tail loss probe. Returns true when
+    /// nothing is in flight and data (or a FIN) is waiting but could not be sent.
     /// </summary>
-    private bool WriteXmit(bool nagle)
+    private bool WriteXmit(bool nagle, CauseCode dataCause = CauseCode.TcpData)
     {
         int mss = CurrentMss;
+        int sent = 0;
+        bool cwndLimited = false;
         while (true)
         {
             int available = DataEnd - SndNxt;
             bool finPending = _finQueued && SndNxt < WriteSeq && available <= 0;
-            if (available <= 0 && !finPending) return false;
+            if (available <= 0 && !finPending) break;
             int length = Math.Min(available, mss);
             bool withFin = _finQueued && SndNxt + length == DataEnd;
 
-            // tcp_cwnd_test: a lone FIN may go beyond the congestion window.
-            if (InFlight >= _cwnd && !(finPending && length == 0))
+            // tcp_cwnd_test
+            if (InFlight >= _window.Cwnd)
             {
-                _cwndLimited = true;
-                return true;
+                cwndLimited = true;
+                break;
             }
             // tcp_snd_wnd_test: the segment (FIN included) must fit the peer's window.
-            if (SndNxt + length + (withFin ? 1 : 0) > WindowEnd) return true;
+            if (SndNxt + length + (withFin ? 1 : 0) > WindowEnd) break;
             // tcp_nagle_test on the last segment: hold a small one while a small one is unacknowledged.
             if (nagle && length < mss && !withFin && PacketsOut > 0
                 && _lastSmallSegmentEnd > SndUna && _lastSmallSegmentEnd <= SndNxt)
-                return true;
+                break;
 
-            TransmitNewSegment(length, withFin);
+            TransmitNewSegment(length, withFin, new PacketCause(length == 0 ? CauseCode.TcpFin : dataCause, length));
+            sent++;
         }
+        cwndLimited |= InFlight >= _window.Cwnd;
+        if (sent > 0 || cwndLimited) CwndValidate(cwndLimited);
+        if (sent > 0)
+        {
+            if (InCwndReduction) _prrOut += sent;
+            ScheduleLossProbe(advancingRto: false);   // one loss probe per tail loss episode
+            return false;
+        }
+        return PacketsOut == 0 && (DataEnd > SndNxt || (_finQueued && SndNxt < WriteSeq));
     }
 
     /// <summary>Sends [snd_nxt, snd_nxt + length) (and FIN) for the first time and records it in flight.</summary>
-    private void TransmitNewSegment(int length, bool withFin)
+    private void TransmitNewSegment(int length, bool withFin, PacketCause cause)
     {
         SeqNum start = SndNxt;
+        Instant now = Now;
         var segment = new SentSegment
         {
             Start = start,
             End = start + length + (withFin ? 1 : 0),
             Fin = withFin,
-            FirstSent = Now,
-            LastSent = Now,
+            FirstSent = now,
+            LastSent = now,
+            DeliveredAtSend = _delivered,
         };
-        bool wasIdle = PacketsOut == 0;
-        CauseCode cause = length == 0 ? CauseCode.TcpFin : CauseCode.TcpData;
-        TransmitSegment(segment, new PacketCause(cause, length), retransmission: false);
+        int priorPackets = PacketsOut;
+        TransmitSegment(segment, cause, retransmission: false);
         SndNxt = segment.End;
         _sent.Add(segment);
         if (length > 0)
@@ -114,9 +115,9 @@ public sealed partial class TcpConnection
             Counters.Increment(Mib.TcpExtTCPOrigDataSent);
             if (length < _mssCache) _lastSmallSegmentEnd = segment.End;
         }
-        // tcp_event_new_data_sent: the RTO timer runs from the first segment in flight (while
-        // a Fast Open child's SYN-ACK is unacknowledged the timer is the SYN-ACK's, tcp_rearm_rto).
-        if ((wasIdle || _pendingTimer == PendingTimer.Probe0) && _fastOpenRequest is null) ArmRetransmit(_rtt.Rto);
+        // tcp_event_new_data_sent: the RTO runs from the first segment in flight, or replaces a loss
+        // probe (while a Fast Open child's SYN-ACK is unacknowledged the timer is the SYN-ACK's, tcp_rearm_rto).
+        if ((priorPackets == 0 || _pendingTimer == PendingTimer.LossProbe) && _fastOpenRequest is null) RearmRto();
     }
 
     /// <summary>
@@ -131,7 +132,7 @@ public sealed partial class TcpConnection
         TcpFlags flags = TcpFlags.Ack;
         if (segment.Fin) flags |= TcpFlags.Fin;
         if (length > 0 && EndsAWrite(segment.Start, segment.Start + length)) flags |= TcpFlags.Psh;
-        TcpHeader header = BuildHeader(segment.Start, flags);
+        TcpHeader header = BuildHeader(segment.Start, flags, segment.LastSent);
         Send(header, buffer, cause, retransmission, carriesData: length > 0 || segment.Fin);
     }
 
@@ -176,8 +177,12 @@ public sealed partial class TcpConnection
         Send(header, buffer, cause, retransmission: cause.Code == CauseCode.TcpSynRetransmit, carriesData: true);
     }
 
-    /// <summary>The header of a segment we send in a synchronized state: ACK of rcv_nxt, our window, timestamps, SACK blocks.</summary>
-    private TcpHeader BuildHeader(SeqNum seq, TcpFlags flags)
+    /// <summary>
+    /// The header of a segment we send in a synchronized state: ACK of rcv_nxt, our window,
+    /// timestamps, SACK blocks. A data segment's TSval comes from <paramref name="sentAt"/>, the
+    /// send time recorded for it, so RTT and undo compare the very clock value the peer echoes.
+    /// </summary>
+    private TcpHeader BuildHeader(SeqNum seq, TcpFlags flags, Instant? sentAt = null)
     {
         var header = new TcpHeader
         {
@@ -188,42 +193,9 @@ public sealed partial class TcpConnection
         };
         if ((flags & TcpFlags.Ack) != 0) header.AcknowledgmentNumber = RcvNxt.Value;
         header.Window = SelectWindow();
-        if (TimestampsOk) header.Options.SetTimestamp(_tcp.TimestampClock + TsOffset, TsRecent);
-        if (SackOk && (flags & TcpFlags.Ack) != 0) AddSackBlocks(ref header.Options);
+        if (TimestampsOk) header.Options.SetTimestamp((sentAt is { } t ? TcpLayer.TimestampAt(t) : _tcp.TimestampClock) + TsOffset, TsRecent);
+        if (SackOk && (flags & TcpFlags.Ack) != 0) _sackBlocks.Write(ref header.Options);   // D-SACK first, then the most recent block
         return header;
-    }
-
-    /// <summary>
-    /// RFC 2018 4: the block holding the most recently received segment first, then the most
-    /// recently reported others, as many as fit beside the timestamp option (3 with it, 4 without).
-    /// </summary>
-    private void AddSackBlocks(ref TcpOptions options)
-    {
-        int max = options.HasTimestamp ? 3 : TcpOptions.MaxSackBlocks;
-        var ranges = _receiveBuffer.OutOfOrder;
-        if (ranges.Count == 0) return;
-        int added = 0;
-        for (int i = _sackOrder.Count - 1; i >= 0 && added < max; i--)
-        {
-            foreach (var (start, end) in ranges)
-            {
-                if (start <= _sackOrder[i] && _sackOrder[i] < end)
-                {
-                    if (!HasBlock(options, start)) { options.AddSack(new SackBlock(start.Value, end.Value)); added++; }
-                    break;
-                }
-            }
-        }
-        for (int i = 0; i < ranges.Count && added < max; i++)
-        {
-            if (!HasBlock(options, ranges[i].Start)) { options.AddSack(new SackBlock(ranges[i].Start.Value, ranges[i].End.Value)); added++; }
-        }
-
-        static bool HasBlock(in TcpOptions o, SeqNum start)
-        {
-            foreach (SackBlock b in o.Sacks) if (b.Left == start.Value) return true;
-            return false;
-        }
     }
 
     /// <summary>Hands a finished header and payload to the TCP layer, with the accounting tcp_transmit_skb does.</summary>
@@ -239,6 +211,7 @@ public sealed partial class TcpConnection
     /// <summary>tcp_event_data_sent: remember when we last sent, and count a reply within ato as interactive.</summary>
     private void DataSent()
     {
+        if (InFlight == 0) _cc.CwndEvent(this, Congestion.CongestionEvent.TxStart);
         _lastSendTime = Now;
         if (Now - _ackState.LastReceive < _ackState.Ato && _ackState.Pingpong < 255) _ackState.Pingpong++;
     }
@@ -288,7 +261,7 @@ public sealed partial class TcpConnection
         if (unsent > 0 && SndNxt < WindowEnd)
         {
             int length = Math.Min(Math.Min(unsent, _mssCache), WindowEnd - SndNxt);
-            TransmitNewSegment(length, withFin: false);
+            TransmitNewSegment(length, withFin: false, cause);   // the probe carries data
             return true;
         }
         if (_tcp.RentSegmentBuffer(Tuple.RemoteAddress) is not { } buffer) return false;

@@ -1,5 +1,6 @@
 using System.Numerics;
 using TcpLab.Stack.Diagnostics;
+using TcpLab.Stack.Tcp.Congestion;
 using TcpLab.Stack.Time;
 
 namespace TcpLab.Stack.Tcp;
@@ -14,12 +15,13 @@ public sealed partial class TcpConnection
     /// <summary>TCP_RESOURCE_PROBE_INTERVAL: retry after a local failure to send.</summary>
     private static readonly TimeSpan ResourceProbeInterval = TimeSpan.FromMilliseconds(500);
 
-    internal enum PendingTimer { None, Retransmit, Probe0 }
+    /// <summary>What the retransmit timer is armed for (icsk_pending: ICSK_TIME_*).</summary>
+    internal enum PendingTimer { None, Retransmit, Probe0, LossProbe, ReorderTimeout }
 
     private PendingTimer _pendingTimer;
     private int _backoff;            // icsk_backoff
     private int _retransmits;        // icsk_retransmits: timeouts since the last forward progress
-    private Instant? _retransStamp;  // when the retransmitted data was first sent: anchors the retries budget
+    private Instant? _retransStamp;  // the first retransmission of the episode (the first SYN for a SYN): anchors the retries budget
     private int _probesOut;          // icsk_probes_out: unanswered zero-window or keepalive probes
     private Instant? _probesStamp;
     private Instant _lastSendTime;   // lsndtime
@@ -42,8 +44,6 @@ public sealed partial class TcpConnection
     public TimeSpan Rto => _rtt.Rto;
     public TimeSpan? SmoothedRtt => _rtt.HasSample ? _rtt.SmoothedRtt : null;
     public TimeSpan RttVariation => _rtt.RttVariation;
-    public int CongestionWindow => _cwnd;
-    public int SlowStartThreshold => _ssthresh;
     public int Backoff => _backoff;
     public int Retransmits => _retransmits;
     public int TotalRetransmits => _totalRetrans;
@@ -63,33 +63,60 @@ public sealed partial class TcpConnection
         _retransmitTimer.Cancel();
     }
 
-    /// <summary>tcp_rearm_rto: after new data is acknowledged the RTO restarts; nothing in flight stops it.</summary>
-    private void RearmRetransmitTimer()
+    /// <summary>
+    /// tcp_rearm_rto: the RTO restarts after forward progress; nothing in flight stops the timer.
+    /// Replacing a loss probe or reordering timer, it keeps the time already elapsed since the
+    /// oldest segment was sent.
+    /// </summary>
+    private void RearmRto()
     {
         if (_fastOpenRequest is not null) return;   // the timer resends the Fast Open SYN-ACK until the handshake completes
         if (PacketsOut == 0)
         {
-            if (_pendingTimer == PendingTimer.Retransmit) CancelRetransmitTimer();
-            if (!_inLoss && _retransOut == 0) _retransStamp = null;   // tcp_retrans_stamp_cleanup
+            CancelRetransmitTimer();
             return;
         }
-        if (!_inLoss && _retransOut == 0 && !_sent.First.EverRetransmitted) _retransStamp = null;
-        ArmRetransmit(_rtt.Rto);
+        TimeSpan rto = _rtt.Rto;
+        if (_pendingTimer is PendingTimer.ReorderTimeout or PendingTimer.LossProbe)
+        {
+            TimeSpan delta = RtoDelta();
+            rto = delta > TimeSpan.Zero ? delta : TimeSpan.FromMicroseconds(1);
+        }
+        ArmRetransmit(rto);
     }
 
+    /// <summary>tcp_write_timer_handler: one timer, four uses.</summary>
     private void OnRetransmitTimer()
     {
         PendingTimer kind = _pendingTimer;
-        _pendingTimer = PendingTimer.None;
-        if (_state is TcpState.Closed or TcpState.Listen) return;
-        if (kind == PendingTimer.Retransmit && _fastOpenRequest is { } request) FastOpenSynAckTimeout(request);
-        else if (kind == PendingTimer.Retransmit) RetransmitTimeout();
-        else if (kind == PendingTimer.Probe0) ProbeTimer();
+        if (_state is TcpState.Closed or TcpState.Listen)
+        {
+            _pendingTimer = PendingTimer.None;
+            return;
+        }
+        switch (kind)
+        {
+            case PendingTimer.ReorderTimeout:
+                RackReorderTimeout();
+                break;
+            case PendingTimer.LossProbe:
+                SendLossProbe();
+                break;
+            case PendingTimer.Retransmit:
+                _pendingTimer = PendingTimer.None;
+                if (_fastOpenRequest is { } request) FastOpenSynAckTimeout(request);
+                else RetransmitTimeout();
+                break;
+            case PendingTimer.Probe0:
+                _pendingTimer = PendingTimer.None;
+                ProbeTimer();
+                break;
+        }
     }
 
     /// <summary>
     /// tcp_retransmit_timer: give up if the time budget is spent (tcp_write_timeout), else
-    /// enter loss recovery, retransmit the oldest segment, and back off: the RTO doubles,
+    /// enter the Loss state, retransmit the oldest segment, and back off: the RTO doubles,
     /// except for the first tcp_syn_linear_timeouts SYN retransmissions, which keep it.
     /// </summary>
     private void RetransmitTimeout()
@@ -97,7 +124,8 @@ public sealed partial class TcpConnection
         if (PacketsOut == 0) return;
         if (SndWnd == 0 && !_orphaned && _state is not (TcpState.SynSent or TcpState.SynReceived))
         {
-            // Data in flight into a zero window: keep probing with it, bounded by silence not retries.
+            // The receiver shrank its window to zero under data in flight: our retransmissions
+            // serve as probes, bounded by silence rather than by retries.
             if (ZeroWindowRetransmitTimedOut())
             {
                 WriteError();
@@ -105,18 +133,34 @@ public sealed partial class TcpConnection
             }
             EnterLoss();
             RetransmitHead();
+            _backoff++;
             _rtt.Double();
             ArmRetransmit(_rtt.Rto);
             return;
         }
         Counters.Increment(Mib.TcpExtTCPTimeouts);
         if (WriteTimeout()) return;
+        if (_retransmits == 0) CountRecoveryFailure();
         EnterLoss();
         _retransmits++;
         RetransmitHead();
         _backoff++;
         if (_state != TcpState.SynSent || _backoff > Sysctls.TcpSynLinearTimeouts) _rtt.Double();
         ArmRetransmit(_rtt.Rto);
+    }
+
+    /// <summary>The first timeout of an episode ends whatever recovery was under way: counted as its failure.</summary>
+    private void CountRecoveryFailure()
+    {
+        Mib? failure = _caState switch
+        {
+            CongestionState.Recovery => SackOk ? Mib.TcpExtTCPSackRecoveryFail : Mib.TcpExtTCPRenoRecoveryFail,
+            CongestionState.Loss => Mib.TcpExtTCPLossFailures,
+            CongestionState.Disorder => SackOk ? Mib.TcpExtTCPSackFailures : Mib.TcpExtTCPRenoFailures,
+            _ when _sackedOut > 0 => SackOk ? Mib.TcpExtTCPSackFailures : Mib.TcpExtTCPRenoFailures,
+            _ => null,
+        };
+        if (failure is { } mib) Counters.Increment(mib);
     }
 
     /// <summary>tcp_rtx_probe0_timed_out: nothing heard for 2 × tcp_rto_max while retransmitting into a zero window.</summary>
@@ -201,28 +245,6 @@ public sealed partial class TcpConnection
         Done(_softError != Errno.None ? _softError : Errno.ETIMEDOUT);
     }
 
-    /// <summary>
-    /// tcp_enter_loss after an RTO: everything in flight is presumed lost, ssthresh halves
-    /// (once per loss episode) and cwnd restarts from one segment.
-    /// </summary>
-    private void EnterLoss()
-    {
-        bool newEpisode = !_inLoss || SndUna >= _highSeq || _retransmits == 0;
-        if (newEpisode) _ssthresh = Math.Max(_cwnd >> 1, 2);    // tcp_reno_ssthresh
-        for (int i = 0; i < _sent.Count; i++)
-        {
-            ref SentSegment segment = ref _sent[i];
-            segment.Lost = true;
-            segment.Retransmitting = false;
-        }
-        _lostOut = _sent.Count;
-        _retransOut = 0;
-        _cwnd = InFlight + 1;
-        _cwndCount = 0;
-        _inLoss = true;
-        _highSeq = SndNxt;
-    }
-
     /// <summary>tcp_retransmit_skb for the oldest segment in flight.</summary>
     private void RetransmitHead()
     {
@@ -233,45 +255,6 @@ public sealed partial class TcpConnection
                 ? new PacketCause(CauseCode.TcpFinRetransmit, _retransmits, 0, (long)_rtt.Rto.TotalMilliseconds)
                 : new PacketCause(CauseCode.TcpDataRetransmitRto, _retransmits, 0, (long)_rtt.Rto.TotalMilliseconds);
         Retransmit(ref head, cause);
-    }
-
-    /// <summary>Sends a recorded segment again and updates its history and the counters.</summary>
-    private void Retransmit(ref SentSegment segment, PacketCause cause)
-    {
-        _retransStamp ??= segment.FirstSent;
-        if (segment.Syn)
-        {
-            TransmitSyn(cause);
-            Counters.Increment(Mib.TcpExtTCPSynRetrans);
-        }
-        else
-        {
-            TransmitSegment(segment, cause, retransmission: true);
-        }
-        segment.LastSent = Now;
-        segment.EverRetransmitted = true;
-        if (segment.Lost)
-        {
-            segment.Lost = false;
-            _lostOut--;
-        }
-        if (!segment.Retransmitting)
-        {
-            segment.Retransmitting = true;
-            _retransOut++;
-        }
-        _totalRetrans++;
-    }
-
-    /// <summary>tcp_xmit_retransmit_queue during loss recovery: the lost segments, oldest first, as cwnd allows.</summary>
-    private void RetransmitLostSegments(Func<SentSegment, PacketCause>? cause = null)
-    {
-        for (int i = 0; i < _sent.Count && InFlight < _cwnd; i++)
-        {
-            ref SentSegment segment = ref _sent[i];
-            if (!segment.Lost) continue;
-            Retransmit(ref segment, cause?.Invoke(segment) ?? new PacketCause(CauseCode.TcpDataRetransmitRto, _retransmits, 0, (long)_rtt.Rto.TotalMilliseconds));
-        }
     }
 
     // ----- Persist (zero-window probes) -----

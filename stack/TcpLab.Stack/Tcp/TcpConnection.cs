@@ -37,9 +37,14 @@ public sealed partial class TcpConnection : TcpFlow
         _rtt = new RttEstimator(sysctls.TcpRtoMin, sysctls.TcpRtoMax);
         _rcvbuf = ReceiveBufferBytes(sysctls, options);
         _receiveBuffer = new ReceiveBuffer(RingFor(_rcvbuf));
+        _cc = Congestion.CongestionControl.Create(options.CongestionControl ?? sysctls.TcpCongestionControl);
+        _window.Cwnd = InitialCwnd;
+        _reordering = sysctls.TcpReordering;
+        _undoRetrans = -1;
         _sendBuffer = new SendBuffer(SendBufferBytes(sysctls, options));
         _retransmitTimer = tcp.Loop.CreateTimer(OnRetransmitTimer);
         _delayedAckTimer = tcp.Loop.CreateTimer(OnDelayedAckTimer);
+        _compressedAckTimer = tcp.Loop.CreateTimer(OnCompressedAckTimer);
         _keepaliveTimer = tcp.Loop.CreateTimer(OnKeepaliveTimer);
         TsOffset = tcp.TimestampOffset(tuple);
         _ipId = (ushort)tcp.Random.NextUInt32();
@@ -106,6 +111,7 @@ public sealed partial class TcpConnection : TcpFlow
     private readonly RttEstimator _rtt;
     private readonly Timer _retransmitTimer;
     private readonly Timer _delayedAckTimer;
+    private readonly Timer _compressedAckTimer;
     private readonly Timer _keepaliveTimer;
     private ushort _ipId;
 
@@ -168,8 +174,6 @@ public sealed partial class TcpConnection : TcpFlow
         ReceiveWindowScale = sysctls.TcpWindowScaling ? scale : (byte)0;
         _rcvSsthresh = window;
         RcvNxt = RcvWup = default;
-        _cwnd = InitialCwnd;
-        _ssthresh = int.MaxValue;
 
         SetState(TcpState.SynSent);
         WriteSeq = SndNxt = Iss + 1;
@@ -225,8 +229,7 @@ public sealed partial class TcpConnection : TcpFlow
         c._peerMss = Math.Min(request.PeerMss, options.MaxSegment ?? int.MaxValue);
         c.TsRecentStamp = request.TimestampsOk ? tcp.Now : null;
         c._totalRetrans = request.Retransmissions;
-        c._cwnd = InitialCwnd;
-        c._ssthresh = int.MaxValue;
+        if (request.Retransmissions > 0) c._undoMarker = request.Iss;   // as tcp_create_openreq_child after a SYN-ACK timeout
         c.SyncMss(0);
         tcp.Counters.Increment(Mib.TcpPassiveOpens);
         // tcp_synack_rtt_meas: an RTT sample from the SYN-ACK unless it was ever retransmitted.
@@ -317,6 +320,7 @@ public sealed partial class TcpConnection : TcpFlow
         _retransmitTimer.Cancel();
         _pendingTimer = PendingTimer.None;
         _delayedAckTimer.Cancel();
+        _compressedAckTimer.Cancel();
         _ackState.Clear();
         _keepaliveTimer.Cancel();
     }
@@ -388,6 +392,7 @@ public sealed partial class TcpConnection : TcpFlow
     /// <summary>Copies what fits into the send buffer; the end of each write is a push point (tcp_mark_push: PSH).</summary>
     private int AppendToSendBuffer(ReadOnlySpan<byte> data)
     {
+        if (_state is TcpState.Established or TcpState.CloseWait) SlowStartAfterIdleCheck();   // as tcp_skb_entail does
         int taken = _sendBuffer.Append(data);
         if (taken < data.Length) _sendBufferFull = true;   // SOCK_NOSPACE: wake the writer when room frees up
         if (taken == 0) return 0;
@@ -442,6 +447,7 @@ public sealed partial class TcpConnection : TcpFlow
         if (_orphaned) return;
         int unread = _receiveBuffer.Readable;
         _receiveBuffer.PurgeOutOfOrder();
+        _sackBlocks.Clear();
         _receiveShutdown = true;
         if (_state == TcpState.Closed)
         {

@@ -336,7 +336,10 @@ public sealed class TcpLayer : IIpProtocolHandler
         Sysctls.TcpTimestamps == 1 ? (uint)_timestampKey.Hash(new FourTuple(tuple.LocalAddress, 0, tuple.RemoteAddress, 0)) : 0;
 
     /// <summary>tcp_time_stamp_ts: the millisecond clock TSval counts on.</summary>
-    internal uint TimestampClock => (uint)Now.Milliseconds;
+    internal uint TimestampClock => TimestampAt(Now);
+
+    /// <summary>The TSval clock at <paramref name="t"/> (tcp_skb_timestamp_ts: a segment's TSval comes from its send time).</summary>
+    internal static uint TimestampAt(Instant t) => (uint)t.Milliseconds;
 
     /// <summary>A timer deadline as this host's kernel would set it (see <see cref="TimerModel"/>).</summary>
     internal Instant Deadline(TimeSpan delay) => TimerModel.Deadline(Now, delay);

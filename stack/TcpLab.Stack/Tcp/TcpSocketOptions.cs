@@ -55,6 +55,9 @@ public sealed class TcpSocketOptions
     /// <summary>TCP_FASTOPEN_NO_COOKIE: send (client) or accept (listener) SYN data without a cookie.</summary>
     public bool FastOpenNoCookie { get; set; }
 
+    /// <summary>TCP_CONGESTION: the congestion-control algorithm ("cubic", "reno"), else net.ipv4.tcp_congestion_control.</summary>
+    public string? CongestionControl { get; set; }
+
     public TcpSocketOptions Clone() => (TcpSocketOptions)MemberwiseClone();
 
     /// <summary>Checks each value against the range Linux's setsockopt accepts (do_tcp_setsockopt).</summary>
@@ -67,6 +70,8 @@ public sealed class TcpSocketOptions
         if (MaxSegment is < 88 or > 32767) throw new TcpException(Errno.EINVAL, $"TCP_MAXSEG {MaxSegment} is out of range 88..32767");
         if (ReceiveBufferSize is < 0 || SendBufferSize is < 0) throw new TcpException(Errno.EINVAL, "buffer sizes must be positive");
         if (FastOpenQueueLength is < 0) throw new TcpException(Errno.EINVAL, $"TCP_FASTOPEN {FastOpenQueueLength} must not be negative");
+        if (CongestionControl is { } name && !Congestion.CongestionControl.IsAvailable(name))
+            throw new TcpException(Errno.ENOENT, $"TCP_CONGESTION '{name}' is not available; available: {string.Join(' ', Congestion.CongestionControl.Available)}");
 
         static void Check(TimeSpan? value, string name)
         {

@@ -4,6 +4,7 @@ using TcpLab.Lab.Namespaces;
 using TcpLab.Stack;
 using TcpLab.Stack.Interop;
 using TcpLab.Stack.Link.Capture;
+using TcpLab.Stack.Link.Faults;
 using TcpLab.Stack.Settings;
 using TcpLab.Stack.Tcp;
 using TcpLab.Stack.Wire;
@@ -20,8 +21,10 @@ internal sealed class LinuxPeer : IDisposable
 {
     private readonly TapAttachment _lab;
 
+    /// <param name="faults">Fault rules on the managed stack's TAP link (both directions unless a rule says).</param>
+    /// <param name="record">Keep every frame in <see cref="Frames"/> (off for bulk transfers).</param>
     public LinuxPeer(int n, Action<Sysctls>? managed = null, IReadOnlyList<KeyValuePair<string, string>>? kernelSysctls = null,
-                     bool offload = false)
+                     bool offload = false, IReadOnlyList<FaultRule>? faults = null, bool record = true)
     {
         Network = new TestNetwork(n);
         var sysctls = new Sysctls();
@@ -32,7 +35,8 @@ internal sealed class LinuxPeer : IDisposable
             KernelAddress = Ipv4Cidr.Parse(Network.KernelCidr),
             Sysctls = sysctls,
             KernelSysctls = kernelSysctls ?? [],
-            Capture = Frames,
+            Capture = record ? Frames : null,
+            Faults = faults ?? [],
             Seed = (ulong)n,
             Offload = offload,
         });

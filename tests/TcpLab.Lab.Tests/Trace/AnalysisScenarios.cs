@@ -97,9 +97,9 @@ public sealed record AnalysisScenario(string Name, string[] Faults, int Bytes, T
     public static readonly AnalysisScenario[] All =
     [
         // The third data segment lost in a burst: the receiver sees a hole and sends duplicate
-        // ACKs with SACK blocks. The lab's stack has no fast retransmit yet: the RTO resends it.
+        // ACKs with SACK blocks; the third makes the sender resend it at once (a fast retransmit).
         new("burst-loss", ["drop from=10.0.0.1 len=1.. nth=3"], 40_000,
-            TcpAnalysisFlags.LostSegment | TcpAnalysisFlags.DuplicateAck | TcpAnalysisFlags.Retransmission),
+            TcpAnalysisFlags.LostSegment | TcpAnalysisFlags.DuplicateAck | TcpAnalysisFlags.FastRetransmission),
         // The only data segment lost: nothing follows to trigger duplicate ACKs, so the RTO fires.
         new("tail-loss", ["drop from=10.0.0.1 len=1.. nth=1"], 1000, TcpAnalysisFlags.Retransmission),
         // A copy of a data segment right behind it: the receiver has ACKed the original already,

@@ -1,5 +1,6 @@
 using TcpLab.Stack.Link;
 using TcpLab.Stack.Link.Capture;
+using TcpLab.Stack.Link.Faults;
 using TcpLab.Stack.Link.Simulation;
 using TcpLab.Stack.Settings;
 using TcpLab.Stack.Time;
@@ -18,8 +19,10 @@ public sealed class TwoHosts
     public static readonly Ipv4Address ClientIp = Ipv4Address.Parse("10.0.0.1");
     public static readonly Ipv4Address ServerIp = Ipv4Address.Parse("10.0.0.2");
 
+    /// <param name="faults">Fault rules (drop, delay, duplicate, reorder ...) on the client's link, both directions, drawing from the seed.</param>
     public TwoHosts(ulong seed = 1, Action<Sysctls>? client = null, Action<Sysctls>? server = null, WireOptions? wire = null,
-                    Func<ILink, ILink>? clientLink = null, Func<ILink, ILink>? serverLink = null, bool capture = true)
+                    Func<ILink, ILink>? clientLink = null, Func<ILink, ILink>? serverLink = null, bool capture = true,
+                    IReadOnlyList<FaultRule>? faults = null)
     {
         var random = new DeterministicRandom(seed);
         Wire = new SimulatedWire(Loop, wire ?? WireOptions.Default);
@@ -31,6 +34,7 @@ public sealed class TwoHosts
         Server = new NetworkStack(Loop, "server", serverSysctls, random.Derive("server"));
         // Without capture (for allocation measurements: a capture words each packet's cause) the log stays empty.
         ILink clientSide = capture ? new CaptureStage(Loop, Wire.CreatePort("client"), Log, "client") : Wire.CreatePort("client");
+        if (faults is not null) clientSide = Faults = new FaultStage(Loop, clientSide, faults, random.Derive("faults"));
         ILink serverSide = capture ? new CaptureStage(Loop, Wire.CreatePort("server"), Log, "server") : Wire.CreatePort("server");
         Client.AddInterface(clientLink?.Invoke(clientSide) ?? clientSide, MacAddress.Parse("02:00:00:00:00:01"), new Ipv4Cidr(ClientIp, 24));
         Server.AddInterface(serverLink?.Invoke(serverSide) ?? serverSide, MacAddress.Parse("02:00:00:00:00:02"), new Ipv4Cidr(ServerIp, 24));
@@ -41,6 +45,7 @@ public sealed class TwoHosts
     public NetworkStack Client { get; }
     public NetworkStack Server { get; }
     public FrameLog Log { get; } = new();
+    public FaultStage? Faults { get; }
 
     public void Run(TimeSpan duration) => Loop.RunFor(duration);
     public void RunUntil(double seconds) => Loop.RunUntil(Instant.FromSeconds(seconds));

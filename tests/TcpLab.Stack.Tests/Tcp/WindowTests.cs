@@ -220,6 +220,10 @@ public class WindowTests
         var sink = new BulkSink(server);
         new BulkSource(client, new byte[1 << 20], long.MaxValue);
         net.Run(TimeSpan.FromMilliseconds(300));   // slow start, buffer growth, pools filled
+        // CUBIC leaves slow start early (HyStart) and grows cwnd on: warm up until cwnd exceeds what
+        // the send buffer can keep in flight, so the rings sized by the flight have stopped growing.
+        for (int i = 0; i < 30 && (long)client.CongestionWindow * client.SendMss <= client.SendBufferSize; i++)
+            net.Run(TimeSpan.FromMilliseconds(100));
 
         long segmentsBefore = client.SegmentsOut;
         long before = GC.GetAllocatedBytesForCurrentThread();
