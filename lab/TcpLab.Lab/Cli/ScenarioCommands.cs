@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Runtime.InteropServices;
 using Spectre.Console;
 using TcpLab.Lab.Hosting;
 using TcpLab.Lab.Kernel;
@@ -70,13 +71,24 @@ public static class ScenarioCommands
     /// <summary>Real-time runs take the experiment's own time: a progress bar per run on a terminal, a line per run otherwise.</summary>
     private static List<ScenarioResult> RunAgainstKernel(List<(Scenario Scenario, Variant Variant)> runs, RunOptions options, PeerMode mode)
     {
+        // Ctrl+C or SIGTERM ends the current experiment through its normal cleanup (namespaces,
+        // tracefs instance), and no further one starts.
+        using var stop = new CancellationTokenSource();
+        void Interrupt(PosixSignalContext context)
+        {
+            context.Cancel = true;
+            stop.Cancel();
+        }
+        using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, Interrupt);
+        using var terminate = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Interrupt);
+
         var results = new List<ScenarioResult>();
         if (Console.IsOutputRedirected)
         {
-            foreach (var (scenario, variant) in runs)
+            foreach (var (scenario, variant) in runs.TakeWhile(_ => !stop.IsCancellationRequested))
             {
                 Console.WriteLine($"running {scenario.Name} ({variant.Name}) against the kernel: {scenario.Duration.TotalSeconds:0.#} s");
-                results.Add(KernelRun.Run(scenario, variant, options, mode));
+                results.Add(KernelRun.Run(scenario, variant, options, mode, stop: stop.Token));
             }
             return results;
         }
@@ -84,10 +96,10 @@ public static class ScenarioCommands
             .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
             .Start(context =>
             {
-                foreach (var (scenario, variant) in runs)
+                foreach (var (scenario, variant) in runs.TakeWhile(_ => !stop.IsCancellationRequested))
                 {
                     ProgressTask task = context.AddTask(Markup.Escape($"{scenario.Name} ({variant.Name}, {KernelRun.ModeName(mode)})"), maxValue: 1);
-                    results.Add(KernelRun.Run(scenario, variant, options, mode, fraction => task.Value = fraction));
+                    results.Add(KernelRun.Run(scenario, variant, options, mode, fraction => task.Value = fraction, stop.Token));
                     task.StopTask();
                 }
             });

@@ -82,7 +82,7 @@ public sealed class KernelHost : IDisposable
         void Sysctl(string key, string value)
         {
             CommandResult result = ns.Exec("sysctl", "-q", "-w", $"{key}={value}");
-            if (!result.Succeeded) throw new InvalidOperationException($"in namespace {ns.Name}: {result.Describe()}");
+            if (!result.Succeeded) throw new KernelSetupException($"the kernel refused {key}={value} in a network namespace: {result.StandardError.Trim()}");
         }
         Sysctl($"net.ipv6.conf.{options.DeviceName}.disable_ipv6", "1");
         foreach (var (key, value) in options.Sysctls) Sysctl(key, value);
@@ -139,3 +139,6 @@ public sealed class KernelHost : IDisposable
         Namespace.Dispose();
     }
 }
+
+/// <summary>The kernel host could not be set up as the scenario asks (a sysctl it refuses, a missing tool): the user's to fix.</summary>
+public sealed class KernelSetupException(string message) : Exception(message);

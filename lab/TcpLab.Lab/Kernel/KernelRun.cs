@@ -59,7 +59,9 @@ public static class KernelRun
     };
 
     /// <param name="progress">Told the fraction of the experiment's time elapsed, now and then.</param>
-    public static ScenarioResult Run(Scenario scenario, Variant variant, RunOptions options, PeerMode mode, Action<double>? progress = null)
+    /// <param name="stop">Ends the experiment early (Ctrl+C, SIGTERM): the run is cleaned up and reported as interrupted.</param>
+    public static ScenarioResult Run(Scenario scenario, Variant variant, RunOptions options, PeerMode mode, Action<double>? progress = null,
+                                     CancellationToken stop = default)
     {
         if (Unavailable() is { } why) throw new InvalidOperationException($"cannot run against the Linux kernel: {why}");
         WarmUp(options);
@@ -137,7 +139,7 @@ public static class KernelRun
                     loop.CreateTimer(() => TakeSnapshots(loop, stacks, kernels, record, at)).Arm(origin + at);
             });
 
-            failure = WaitForEnd(loop, origin, scenario.Duration, progress);
+            failure = WaitForEnd(loop, origin, scenario.Duration, progress, stop);
             loop.Invoke(() =>
             {
                 RunSupport.RecordCounters(stacks, record);
@@ -201,12 +203,13 @@ public static class KernelRun
         """;
 
     /// <summary>Sleeps until the experiment's end, reporting progress; a step that failed on the loop ends the run early.</summary>
-    private static string? WaitForEnd(RealTimeEventLoop loop, Instant origin, TimeSpan duration, Action<double>? progress)
+    private static string? WaitForEnd(RealTimeEventLoop loop, Instant origin, TimeSpan duration, Action<double>? progress, CancellationToken stop)
     {
         Instant end = origin + duration;
         while (loop.Now < end)
         {
             if (loop.Completion.IsFaulted) return loop.Completion.Exception!.InnerException!.Message;
+            if (stop.IsCancellationRequested) return $"interrupted at {(loop.Now - origin).TotalSeconds:0.###} s";
             progress?.Invoke(Math.Clamp((loop.Now - origin) / duration, 0, 1));
             TimeSpan left = end - loop.Now;
             Thread.Sleep(left < TimeSpan.FromMilliseconds(250) ? left : TimeSpan.FromMilliseconds(250));

@@ -75,6 +75,7 @@ public sealed class KernelStateTracker : IDisposable
                                            Action<KernelStateChange> changed)
     {
         if (Unavailable() is { } why) throw new InvalidOperationException("cannot follow the kernel's TCP states: " + why);
+        RemoveStaleInstances();
         string instance = Path.Combine(TraceFs, "instances", $"tcplab-{Environment.ProcessId}-{Interlocked.Increment(ref s_instances)}");
         Directory.CreateDirectory(instance);
         try
@@ -161,7 +162,7 @@ public sealed class KernelStateTracker : IDisposable
             && Timewait(host, tuple) is { } substate)
         {
             // tcp_time_wait(): the socket is gone, a timewait entry holds the connection on.
-            long id = Emit(at, host, tuple, from, substate);
+            if (Emit(at, host, tuple, from, substate) is not { } id) return;
             _timewait[(host, tuple)] = (id, substate);
             if (!_pollTimer.IsArmed) _pollTimer.Arm(_loop.Now + TimewaitPollInterval);
             return;
@@ -169,10 +170,18 @@ public sealed class KernelStateTracker : IDisposable
         Emit(at, host, tuple, from, to);
     }
 
-    private long Emit(Instant at, string host, FourTuple tuple, TcpState from, TcpState to)
+    private long? Emit(Instant at, string host, FourTuple tuple, TcpState from, TcpState to)
     {
         var key = (host, tuple);
-        if (from is TcpState.Closed or TcpState.Listen || !_current.TryGetValue(key, out long id))
+        // Kernels before 6.x do not trace a request's LISTEN -> SYN_RECV: the child's first change is its birth there.
+        bool born = from is TcpState.Closed or TcpState.Listen || (from == TcpState.SynReceived && !_current.ContainsKey(key));
+        if (!born && !_current.ContainsKey(key))
+        {
+            // A connection this run never saw begin: another namespace's with the same addresses,
+            // typically a previous run's, whose namespace the kernel tears down in the background.
+            return null;
+        }
+        if (born || !_current.TryGetValue(key, out long id))
         {
             // A new connection on this tuple; a timewait entry still holding it was taken over (tcp_twsk_unique).
             if (_timewait.Remove(key, out var old)) _changed(new KernelStateChange(at, host, tuple, old.Id, old.State, TcpState.Closed));
@@ -232,6 +241,17 @@ public sealed class KernelStateTracker : IDisposable
         catch (System.ComponentModel.Win32Exception)
         {
             return false;
+        }
+    }
+
+    /// <summary>Instances of lab processes that are gone (killed before their cleanup ran), as NetworkNamespace.CleanupStale does for namespaces.</summary>
+    private static void RemoveStaleInstances()
+    {
+        foreach (string instance in Directory.EnumerateDirectories(Path.Combine(TraceFs, "instances"), "tcplab-*"))
+        {
+            string[] parts = Path.GetFileName(instance).Split('-');
+            if (parts.Length == 3 && int.TryParse(parts[1], out int pid) && pid != Environment.ProcessId && !Directory.Exists($"/proc/{pid}"))
+                RemoveInstance(instance);
         }
     }
 

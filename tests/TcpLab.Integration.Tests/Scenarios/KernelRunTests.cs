@@ -36,6 +36,48 @@ public sealed class KernelRunTests : IDisposable
     }
 
     [KernelRunFact]
+    public async Task SIGTERM_ends_a_run_against_the_kernel_through_its_cleanup()
+    {
+        using var tcplab = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo(
+            Path.Combine(AppContext.BaseDirectory, "tcplab"), ["run", "handshake", "--peer", "linux", "--out", _out.FullName])
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        })!;
+        Task<string> output = tcplab.StandardOutput.ReadToEndAsync();
+        string ns = $"tcplab-{tcplab.Id}-";
+        try
+        {
+            // Wait until its namespace exists (the run is under way), then ask it to stop.
+            // (Another run against the kernel on this machine makes it wait for the lock first.)
+            var deadline = DateTime.UtcNow.AddMinutes(5);
+            while (!NetworkNamespaces().Any(n => n.StartsWith(ns, StringComparison.Ordinal)) || !TracingInstances().Any(i => i.StartsWith(ns, StringComparison.Ordinal)))
+            {
+                if (DateTime.UtcNow > deadline || tcplab.HasExited) Assert.Fail("the run never got under way");
+                await Task.Delay(100);
+            }
+            Assert.Equal(0, System.Diagnostics.Process.Start("kill", ["-TERM", tcplab.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]).WaitForExitAsync().Wait(5000) ? 0 : 1);
+            await tcplab.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(30));
+        }
+        finally
+        {
+            if (!tcplab.HasExited)
+            {
+                tcplab.Kill();   // our own child, by its PID
+                tcplab.WaitForExit();
+            }
+        }
+
+        Assert.Equal(1, tcplab.ExitCode);
+        Assert.Contains("interrupted at", await output);
+        Assert.DoesNotContain(NetworkNamespaces(), n => n.StartsWith(ns, StringComparison.Ordinal));
+        Assert.DoesNotContain(TracingInstances(), i => i.StartsWith(ns, StringComparison.Ordinal));
+    }
+
+    private static IEnumerable<string> TracingInstances() =>
+        Directory.Exists("/sys/kernel/tracing/instances") ? Directory.EnumerateDirectories("/sys/kernel/tracing/instances").Select(d => Path.GetFileName(d)) : [];
+
+    [KernelRunFact]
     public void With_Linux_on_both_ends_the_lab_is_only_the_wire_and_causes_are_not_checked()
     {
         ScenarioResult result = Run("refused", PeerMode.BothLinux);
