@@ -354,7 +354,7 @@ public sealed partial class ListenSocket
         if ((queued << 1) > Math.Max(8, Backlog))
         {
             int young = YoungRequests << 1;
-            while (maxRetries > 2 && queued >= young)
+            while (maxRetries > 2 && young < queued)
             {
                 maxRetries--;
                 young <<= 1;

@@ -1,6 +1,7 @@
 using TcpLab.Stack.Diagnostics;
 using TcpLab.Stack.Tcp;
 using TcpLab.Stack.Tests.Support;
+using TcpLab.Stack.Time;
 using TcpLab.Stack.Wire;
 
 namespace TcpLab.Stack.Tests.Tcp;
@@ -161,6 +162,44 @@ public class ListenQueueTests
         Assert.Equal(1, net.Server.Counters[Mib.TcpExtEmbryonicRsts]);
         Assert.Equal(2, listener.AcceptQueueLength);
     }
+
+    [Fact]
+    public void Up_to_half_full_every_request_gets_tcp_synack_retries()
+    {
+        (TwoHosts net, StateLog states) = UnansweredRequests(8);
+
+        for (ushort port = 20000; port < 20008; port++) Assert.Equal([0.0, 1, 3, 7, 15, 31], SynAcks(net, port));
+        Assert.All(states.Changes.Where(c => c.To == TcpState.Closed), c => Assert.Equal(63.0, (c.At - Instant.Zero).TotalSeconds, 3));
+    }
+
+    [Fact]
+    public void When_the_SYN_queue_is_more_than_half_full_old_requests_get_fewer_SYN_ACK_retries()
+    {
+        // reqsk_timer_handler: a request that has timed out once is old. While the queue is
+        // longer than half of max(8, backlog) and the young are fewer than half of it, the retry
+        // limit falls towards 2. At 7 s all 12 are old: the first to come due are dropped after
+        // 2 retries until the queue is back to half (8), and those left keep the full 5.
+        (TwoHosts net, StateLog states) = UnansweredRequests(12);
+
+        for (ushort port = 20000; port < 20004; port++) Assert.Equal([0.0, 1, 3], SynAcks(net, port));
+        for (ushort port = 20004; port < 20012; port++) Assert.Equal([0.0, 1, 3, 7, 15, 31], SynAcks(net, port));
+        Assert.Equal([7.0, 7, 7, 7, 63, 63, 63, 63, 63, 63, 63, 63],
+                     states.Changes.Where(c => c.To == TcpState.Closed).Select(c => Math.Round((c.At - Instant.Zero).TotalSeconds, 3)));
+    }
+
+    /// <summary>Backlog 16 (17 requests fit), <paramref name="count"/> SYNs from a source that never answers.</summary>
+    private static (TwoHosts Net, StateLog States) UnansweredRequests(int count)
+    {
+        var net = new TwoHosts();
+        var states = new StateLog(net.Server);
+        net.Server.Tcp.Listen(Ipv4Address.Any, 80, 16);
+        SendSyns(net, count);
+        net.RunUntil(100);
+        return (net, states);
+    }
+
+    private static double[] SynAcks(TwoHosts net, ushort port) =>
+        net.Log.From(TwoHosts.ServerIp).Where(s => s.Header.DestinationPort == port).Select(s => Math.Round(s.At.TotalSeconds, 3)).ToArray();
 
     private static void SendSyns(TwoHosts net, int count, ushort firstPort = 20000)
     {
