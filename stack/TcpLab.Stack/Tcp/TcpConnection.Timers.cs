@@ -192,6 +192,11 @@ public sealed partial class TcpConnection
         }
         else
         {
+            // Past tcp_retries1 Linux gives the network layer "negative advice" (and probes the
+            // path MTU if tcp_mtu_probing is on, off by default). ipv4_negative_advice() drops a
+            // cached route only if it is obsolete, redirected or expiring; the lab's on-link and
+            // gateway routes are none of those, so crossing tcp_retries1 changes nothing here,
+            // as on a plain Linux LAN. The connection lives on until tcp_retries2.
             rtoBase = Sysctls.TcpRtoMin;
             retryUntil = Sysctls.TcpRetries2;
             if (_orphaned)
