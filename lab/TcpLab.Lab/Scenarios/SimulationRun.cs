@@ -70,10 +70,15 @@ public static class SimulationRun
 /// <summary>What the simulated and the kernel runs do alike: settings, records, snapshots, results and artifacts.</summary>
 internal static class RunSupport
 {
-    /// <summary>DIR/NAME/VARIANT for simulation, DIR/NAME/VARIANT-MODE for runs against the kernel.</summary>
+    /// <summary>
+    /// DIR/NAME for the documents' variant in simulation (the run a reader looks for first);
+    /// other runs below it: DIR/NAME/current-kernel, DIR/NAME/linux, DIR/NAME/current-kernel-linux,
+    /// DIR/NAME/both-linux ...
+    /// </summary>
     public static string ArtifactDirectory(Scenario scenario, Variant variant, string mode, RunOptions options)
     {
-        string directory = Path.Combine(options.OutputDirectory, scenario.Name, mode == "simulation" ? variant.Name : $"{variant.Name}-{mode}");
+        string[] parts = new[] { variant == scenario.Document ? null : variant.Name, mode == "simulation" ? null : mode }.OfType<string>().ToArray();
+        string directory = Path.Combine(options.OutputDirectory, scenario.Name, string.Join('-', parts));
         Directory.CreateDirectory(directory);
         return directory;
     }

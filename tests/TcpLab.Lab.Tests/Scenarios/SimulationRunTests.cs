@@ -51,7 +51,9 @@ public sealed class SimulationRunTests : IDisposable
         Scenario scenario = Catalogue.Find("syn-loss");
         ScenarioResult result = SimulationRun.Run(scenario, scenario.Document, Options());
 
-        Assert.Equal(Path.Combine(_out.FullName, "syn-loss", "document"), result.ArtifactDirectory);
+        Assert.Equal(Path.Combine(_out.FullName, "syn-loss"), result.ArtifactDirectory.TrimEnd('/'));
+        Assert.Equal(Path.Combine(_out.FullName, "syn-loss", "current-kernel"),
+                     SimulationRun.Run(scenario, scenario.CurrentKernel!, Options()).ArtifactDirectory);
         foreach (string file in new[] { "capture.pcapng", "trace.txt", "trace-relative.txt", "states.txt", "result.json" })
             Assert.True(File.Exists(Path.Combine(result.ArtifactDirectory, file)), file);
         string[] syns = File.ReadAllLines(Path.Combine(result.ArtifactDirectory, "trace.txt")).Where(l => l.Contains("Flags [S]")).ToArray();
