@@ -8,7 +8,7 @@ public static class Catalogue
     /// <summary>Every catalogue scenario, read and checked, in name order.</summary>
     public static IReadOnlyList<Scenario> All() =>
         System.IO.Directory.Exists(Directory)
-            ? System.IO.Directory.GetFiles(Directory, "*.yaml").Order(StringComparer.Ordinal).Select(ScenarioReader.ReadFile).ToList()
+            ? System.IO.Directory.GetFiles(Directory, "*.yaml").Select(ScenarioReader.ReadFile).OrderBy(s => s.Name, StringComparer.Ordinal).ToList()
             : [];
 
     /// <summary>A catalogue name ("syn-loss") or a path to a scenario file.</summary>
