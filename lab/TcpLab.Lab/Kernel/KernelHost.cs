@@ -34,13 +34,24 @@ public sealed class KernelHost : IDisposable
 {
     private bool _disposed;
 
-    private KernelHost(NetworkNamespace ns, TapDevice tap, KernelHostOptions options, MacAddress mac)
+    private const int IpProtoTcp = 6;
+    private const int TcpCongestion = 13;   // TCP_CONGESTION
+    private const string CongestionControlKey = "net.ipv4.tcp_congestion_control";
+
+    private KernelHost(NetworkNamespace ns, TapDevice tap, KernelHostOptions options, MacAddress mac, string? socketCongestionControl)
     {
         Namespace = ns;
         Tap = tap;
         Options = options;
         Mac = mac;
+        SocketCongestionControl = socketCongestionControl;
     }
+
+    /// <summary>
+    /// The congestion control every socket of this host selects with TCP_CONGESTION, when the
+    /// namespace could not make it its default (see <see cref="Configure"/>); null otherwise.
+    /// </summary>
+    public string? SocketCongestionControl { get; }
 
     public NetworkNamespace Namespace { get; }
     /// <summary>The lab's end of the TAP device, on the loop it was created with.</summary>
@@ -65,8 +76,8 @@ public sealed class KernelHost : IDisposable
                 Offloads = options.Offload ? LinkOffloads.RxOffload | LinkOffloads.TxChecksum : LinkOffloads.None,
             };
             tap = TapDevice.OpenInNamespace(ns.Path, options.DeviceName, tapOptions, loop, new PacketBufferPool(TapDevice.ReceiveBufferSize(tapOptions)));
-            Configure(ns, options);
-            return new KernelHost(ns, tap, options, ReadMac(ns, options.DeviceName));
+            string? socketCongestionControl = Configure(ns, options);
+            return new KernelHost(ns, tap, options, ReadMac(ns, options.DeviceName), socketCongestionControl);
         }
         catch
         {
@@ -76,19 +87,44 @@ public sealed class KernelHost : IDisposable
         }
     }
 
-    /// <summary>The kernel's end of the TAP: sysctls, its address, up, IPv6 off (no router solicitations in the captures).</summary>
-    private static void Configure(NetworkNamespace ns, KernelHostOptions options)
+    /// <summary>
+    /// The kernel's end of the TAP: sysctls, its address, up, IPv6 off (no router solicitations
+    /// in the captures). Returns the congestion control its sockets must select themselves.
+    /// </summary>
+    /// <remarks>
+    /// A namespace other than the initial one may make only an allowed congestion control its
+    /// default (tcp_set_default_congestion_control: EPERM for one outside
+    /// net.ipv4.tcp_allowed_congestion_control, a host-wide list the lab leaves alone). A socket
+    /// of a process with CAP_NET_ADMIN may select any available one (tcp_set_congestion_control),
+    /// so for such an algorithm every socket the lab creates on this host selects it with
+    /// TCP_CONGESTION, which is what the namespace's default would have given them.
+    /// </remarks>
+    private static string? Configure(NetworkNamespace ns, KernelHostOptions options)
     {
+        string Read(string key) => ns.Exec("sysctl", "-n", key) is { Succeeded: true } r ? r.StandardOutput.Trim()
+            : throw new InvalidOperationException($"in namespace {ns.Name}: cannot read {key}");
         void Sysctl(string key, string value)
         {
             CommandResult result = ns.Exec("sysctl", "-q", "-w", $"{key}={value}");
             if (!result.Succeeded) throw new KernelSetupException($"the kernel refused {key}={value} in a network namespace: {result.StandardError.Trim()}");
         }
         Sysctl($"net.ipv6.conf.{options.DeviceName}.disable_ipv6", "1");
-        foreach (var (key, value) in options.Sysctls) Sysctl(key, value);
+        string? socketCongestionControl = null;
+        foreach (var (key, value) in options.Sysctls)
+        {
+            if (key == CongestionControlKey && !Read("net.ipv4.tcp_allowed_congestion_control").Split(' ').Contains(value))
+            {
+                if (!Read("net.ipv4.tcp_available_congestion_control").Split(' ').Contains(value))
+                    throw new InvalidOperationException($"{key}={value}: this kernel has no such congestion control (available: {Read("net.ipv4.tcp_available_congestion_control")})");
+                socketCongestionControl = value;
+                continue;
+            }
+            Sysctl(key, value);
+        }
         ns.Run("addr", "add", options.Address.ToString(), "dev", options.DeviceName);
         ns.Run("link", "set", "lo", "up");
         ns.Run("link", "set", options.DeviceName, "up");
+        return socketCongestionControl;
     }
 
     private static MacAddress ReadMac(NetworkNamespace ns, string device)
@@ -99,9 +135,18 @@ public sealed class KernelHost : IDisposable
             : throw new InvalidOperationException($"cannot read the MAC of {device} in {ns.Name}");
     }
 
-    /// <summary>An IPv4 TCP socket of this kernel (a socket belongs to the namespace it is created in).</summary>
-    public Socket CreateTcpSocket() =>
-        NetworkNamespaceThread.Run(Namespace.Path, () => new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp));
+    /// <summary>
+    /// An IPv4 TCP socket of this kernel (a socket belongs to the namespace it is created in),
+    /// with the host's congestion control if it must select it itself. A listener's choice is
+    /// inherited by the connections it accepts (tcp_ca_openreq_child).
+    /// </summary>
+    public Socket CreateTcpSocket()
+    {
+        Socket socket = NetworkNamespaceThread.Run(Namespace.Path, () => new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp));
+        if (SocketCongestionControl is { } name)
+            socket.SetRawSocketOption(IpProtoTcp, TcpCongestion, System.Text.Encoding.ASCII.GetBytes(name));
+        return socket;
+    }
 
     /// <summary>`ss -tanoi` in the namespace: the kernel's own view of its sockets.</summary>
     public string SocketTable() => Namespace.Exec("ss", "-tanoi").StandardOutput;

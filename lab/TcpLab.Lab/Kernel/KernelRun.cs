@@ -87,6 +87,7 @@ public static class KernelRun
                 kernels[host.Name] = KernelHost.Create(loop, new KernelHostOptions
                 {
                     Address = host.Address,
+                    Mtu = scenario.MtuOf(host),
                     Sysctls = RunSupport.ExplicitSysctls(host.Name, variant, options.Overrides).Where(s => s.Key.StartsWith("net.", StringComparison.Ordinal)).ToList(),
                 });
             }
@@ -108,7 +109,7 @@ public static class KernelRun
                 var macs = new Dictionary<Ipv4Address, MacAddress>();
                 foreach (HostSpec host in scenario.Hosts)
                 {
-                    ILink link = wire.CreatePort(host.Name);
+                    ILink link = wire.CreatePort(host.Name, RunSupport.PortOptionsOf(scenario, host));
                     if (host == scenario.Hosts[0])
                         link = new FaultStage(loop, link, scenario.Faults.Select(f => f.Rule).ToList(), random.Derive("faults"), sink, host.Name);
                     if (kernels.TryGetValue(host.Name, out KernelHost? kernel))

@@ -1,6 +1,7 @@
 using System.Globalization;
 using TcpLab.Stack;
 using TcpLab.Stack.Link.Faults;
+using TcpLab.Lab.Trace;
 using TcpLab.Stack.Tcp;
 
 namespace TcpLab.Lab.Scenarios;
@@ -20,12 +21,20 @@ public abstract record Expectation(int Line)
 {
     public abstract ExpectationResult Check(RunRecord run);
 
-    protected static string Seconds(TimeSpan t) => t.TotalSeconds.ToString("0.######", CultureInfo.InvariantCulture) + "s";
+    internal static string Seconds(TimeSpan t) => t.TotalSeconds.ToString("0.######", CultureInfo.InvariantCulture) + "s";
 }
 
-/// <summary>Which frames count: sender, receiver, TCP flags in the fault-rule syntax ("S", "S.", "+F"), payload length, cause text.</summary>
+/// <summary>
+/// Which frames count: sender, receiver, TCP flags in the fault-rule syntax ("S", "S.", "+F"),
+/// payload length, cause text, one of Wireshark's analysis labels ("Dup ACK"), and a time
+/// window (from <see cref="After"/>, before <see cref="Until"/>).
+/// </summary>
 public sealed record PacketPattern(string? From, string? To, TcpFlagMatch? Flags, NumberRange? Length, string? Cause)
 {
+    public TcpAnalysisFlags Label { get; init; }
+    public TimeSpan? After { get; init; }
+    public TimeSpan? Until { get; init; }
+
     public override string ToString()
     {
         var parts = new List<string>();
@@ -34,15 +43,19 @@ public sealed record PacketPattern(string? From, string? To, TcpFlagMatch? Flags
         if (Flags is { } f) parts.Add($"tcp [{f}]");
         if (Length is { } l) parts.Add($"len {l}");
         if (Cause is not null) parts.Add($"cause \"{Cause}\"");
+        if (Label != TcpAnalysisFlags.None) parts.Add($"label \"{TcpFrameAnalysis.NameOf(Label)}\"");
+        if (After is { } after) parts.Add($"after {Expectation.Seconds(after)}");
+        if (Until is { } until) parts.Add($"until {Expectation.Seconds(until)}");
         return string.Join(" ", parts);
     }
 }
 
 /// <summary>
-/// Frames matching a pattern: at the listed times (each within the tolerance), or a count of them.
-/// The timeline is what the capture point saw, relative to the start of the run.
+/// Frames matching a pattern: at the listed times (each within the tolerance), or a count of
+/// them (a number, or a range N..M). The timeline is what the capture point saw, relative to
+/// the start of the run.
 /// </summary>
-public sealed record PacketsExpectation(int Line, PacketPattern Pattern, IReadOnlyList<TimeSpan>? At, int? Count, Tolerance Tolerance) : Expectation(Line)
+public sealed record PacketsExpectation(int Line, PacketPattern Pattern, IReadOnlyList<TimeSpan>? At, NumberRange? Count, Tolerance Tolerance) : Expectation(Line)
 {
     public override ExpectationResult Check(RunRecord run)
     {
@@ -53,8 +66,8 @@ public sealed record PacketsExpectation(int Line, PacketPattern Pattern, IReadOn
         List<TimeSpan> seen = run.Frames.Where(f => run.Matches(f, Pattern)).Select(f => f.At).ToList();
         string measured = seen.Count == 0 ? "none" : string.Join(", ", seen.Select(Seconds));
         if (At is null)
-            return new($"{Pattern}: {Count} packet(s)", Count!.Value.ToString(CultureInfo.InvariantCulture),
-                       $"{seen.Count}" + (seen.Count > 0 ? $" ({measured})" : ""), seen.Count == Count, Line);
+            return new($"{Pattern}: {Count} packet(s)", Count!.Value.ToString(),
+                       $"{seen.Count}" + (seen.Count > 0 ? $" ({measured})" : ""), Count.Value.Contains((uint)seen.Count), Line);
         bool passed = seen.Count == At.Count;
         TimeSpan previous = TimeSpan.Zero;
         TimeSpan allowed = TimeSpan.Zero;
@@ -86,7 +99,7 @@ public abstract record Tolerance
     public sealed record Fixed(TimeSpan Value) : Tolerance
     {
         public override TimeSpan For(TimeSpan interval) => Value;
-        public override string ToString() => Seconds(Value);
+        public override string ToString() => Expectation.Seconds(Value);
     }
 
     /// <summary>
@@ -105,8 +118,6 @@ public abstract record Tolerance
 
         public override string ToString() => "kernel timer granularity";
     }
-
-    private static string Seconds(TimeSpan t) => t.TotalSeconds.ToString("0.######", CultureInfo.InvariantCulture) + "s";
 }
 
 /// <summary>A socket is in a state at a moment.</summary>

@@ -1,5 +1,7 @@
 using System.Security.Cryptography;
+using TcpLab.Lab.Trace;
 using TcpLab.Stack;
+using TcpLab.Stack.Link.Capture;
 using TcpLab.Stack.Tcp;
 using TcpLab.Stack.Wire;
 
@@ -125,12 +127,38 @@ public sealed class RunRecord
 
     public bool Matches(RecordedFrame frame, PacketPattern pattern)
     {
+        if (pattern.After is { } after && frame.At < after) return false;
+        if (pattern.Until is { } until && frame.At >= until) return false;
         if (pattern.From is { } from && frame.Source != HostAddresses[from]) return false;
         if (pattern.To is { } to && frame.Destination != HostAddresses[to]) return false;
         if (pattern.Flags is { } flags && (!frame.IsTcp || !flags.Matches(frame.Flags))) return false;
         if (pattern.Length is { } length && (!frame.IsTcp || !length.Contains((uint)frame.PayloadLength))) return false;
         if (pattern.Cause is { } cause && (frame.Comment is null || !frame.Comment.Contains(cause, StringComparison.OrdinalIgnoreCase))) return false;
+        if (pattern.Label != TcpAnalysisFlags.None && (AnalysisOf(frame) & pattern.Label) == 0) return false;
         return true;
+    }
+
+    private Dictionary<RecordedFrame, TcpAnalysisFlags>? _analysis;
+
+    /// <summary>
+    /// Wireshark's TCP analysis flags of a captured frame (<see cref="TcpAnalyzer"/>, over the
+    /// whole capture in order, as Wireshark reads the pcapng the run wrote).
+    /// </summary>
+    public TcpAnalysisFlags AnalysisOf(RecordedFrame frame)
+    {
+        if (_analysis is null || _analysis.Count != Frames.Count)
+        {
+            var analyzer = new TcpAnalyzer();
+            _analysis = new Dictionary<RecordedFrame, TcpAnalysisFlags>(ReferenceEqualityComparer.Instance);
+            for (int i = 0; i < Frames.Count; i++)
+            {
+                RecordedFrame f = Frames[i];
+                _analysis[f] = LinkLayer.TryGetIpv4(LinkType.Ethernet, f.Data, out ReadOnlySpan<byte> datagram)
+                    ? analyzer.Analyze(i + 1, f.UnixNanoseconds, datagram).Flags
+                    : TcpAnalysisFlags.None;
+            }
+        }
+        return _analysis[frame];
     }
 
     /// <summary>

@@ -35,6 +35,9 @@ public sealed record Scenario
     public string LinuxSide { get; init; } = "server";
 
     public HostSpec Host(string name) => Hosts.First(h => h.Name == name);
+
+    /// <summary>The MTU of a host's link: its own, else the wire's.</summary>
+    public int MtuOf(HostSpec host) => host.Mtu ?? Wire.Mtu;
 }
 
 /// <summary>A set of sysctls (per host name, or "all") and the expectations that hold with them.</summary>
@@ -42,9 +45,11 @@ public sealed record Variant(string Name, IReadOnlyDictionary<string, IReadOnlyD
 
 public enum HostKind { Managed, Linux }
 
-public sealed record HostSpec(string Name, Ipv4Cidr Address, HostKind Kind, int Line);
+/// <summary>A host: its address, what plays it, and its link's MTU where it differs from the wire's.</summary>
+public sealed record HostSpec(string Name, Ipv4Cidr Address, HostKind Kind, int Line, int? Mtu = null);
 
-public sealed record WireSpec(TimeSpan Delay = default, long RateBitsPerSecond = 0, int QueueLimitFrames = 0);
+/// <summary>The wire: one-way delay, link rate, queue limit (frames) and the MTU of every host's link unless the host says otherwise.</summary>
+public sealed record WireSpec(TimeSpan Delay = default, long RateBitsPerSecond = 0, int QueueLimitFrames = 0, int Mtu = 1500);
 
 /// <summary>A fault rule as written (host names already replaced by addresses) and where.</summary>
 public sealed record FaultSpec(FaultRule Rule, string Text, int Line);

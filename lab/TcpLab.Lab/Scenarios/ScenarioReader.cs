@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using System.Text.RegularExpressions;
+using TcpLab.Lab.Trace;
 using TcpLab.Stack;
 using TcpLab.Stack.Diagnostics;
 using TcpLab.Stack.Link.Faults;
@@ -34,7 +35,7 @@ public sealed partial class ScenarioReader
          "current-kernel", "duration", "snapshots", "linux-notes", "linux-side"];
 
     private readonly string _file;
-    private readonly Dictionary<string, (Ipv4Cidr Address, HostKind Kind, int Line)> _hosts = new();
+    private readonly Dictionary<string, (Ipv4Cidr Address, HostKind Kind, int Line, int? Mtu)> _hosts = new();
     private readonly Dictionary<string, string> _sockets = new();   // socket name -> host
     private readonly Dictionary<string, string> _acceptNames = new();   // accept-as name -> host (also names NAME2, NAME3, ...)
 
@@ -78,7 +79,7 @@ public sealed partial class ScenarioReader
             Source = Optional<YamlScalarNode>(root, "source")?.Value,
             Description = Optional<YamlScalarNode>(root, "description")?.Value?.Trim(),
             FilePath = _file,
-            Hosts = _hosts.Select(h => new HostSpec(h.Key, h.Value.Address, h.Value.Kind, h.Value.Line)).ToList(),
+            Hosts = _hosts.Select(h => new HostSpec(h.Key, h.Value.Address, h.Value.Kind, h.Value.Line, h.Value.Mtu)).ToList(),
             Wire = ReadWire(Optional<YamlMappingNode>(root, "wire")),
             Faults = ReadList(root, "faults", ReadFault),
             Document = document,
@@ -101,9 +102,11 @@ public sealed partial class ScenarioReader
             if (!HostName().IsMatch(name)) throw Error(keyNode, $"host name '{name}': use letters, digits and '-'");
             YamlScalarNode addressNode;
             HostKind kind = HostKind.Managed;
+            int? mtu = null;
             if (value is YamlMappingNode spec)
             {
-                CheckKeys(spec, ["address", "kind"], $"host {name}");
+                CheckKeys(spec, ["address", "kind", "mtu"], $"host {name}");
+                if (Optional<YamlScalarNode>(spec, "mtu") is { } mtuNode) mtu = Mtu(mtuNode);
                 addressNode = Required<YamlScalarNode>(spec, "address");
                 if (Optional<YamlScalarNode>(spec, "kind") is { } kindNode)
                     kind = Text(kindNode) switch
@@ -116,7 +119,7 @@ public sealed partial class ScenarioReader
             else addressNode = Scalar(value);
             if (!Ipv4Cidr.TryParse(addressNode.Value, out Ipv4Cidr address))
                 throw Error(addressNode, $"'{addressNode.Value}' is not an address with prefix, like 10.0.0.1/24");
-            _hosts.Add(name, (address, kind, Line(keyNode)));
+            _hosts.Add(name, (address, kind, Line(keyNode), mtu));
         }
         if (_hosts.Count < 2) throw Error(hosts, "a scenario needs at least two hosts");
     }
@@ -124,12 +127,16 @@ public sealed partial class ScenarioReader
     private WireSpec ReadWire(YamlMappingNode? wire)
     {
         if (wire is null) return new WireSpec();
-        CheckKeys(wire, ["delay", "rate", "queue"], "wire");
+        CheckKeys(wire, ["delay", "rate", "queue", "mtu"], "wire");
         return new WireSpec(
             Optional<YamlScalarNode>(wire, "delay") is { } delay ? Duration(delay) : TimeSpan.Zero,
             Optional<YamlScalarNode>(wire, "rate") is { } rate ? Rate(rate) : 0,
-            Optional<YamlScalarNode>(wire, "queue") is { } queue ? Integer(queue, 1, int.MaxValue) : 0);
+            Optional<YamlScalarNode>(wire, "queue") is { } queue ? Integer(queue, 1, int.MaxValue) : 0,
+            Optional<YamlScalarNode>(wire, "mtu") is { } mtu ? Mtu(mtu) : 1500);
     }
+
+    /// <summary>A link MTU: at least IPv4's 68 (RFC 791), at most 65535 (an IPv4 datagram's largest, and a TAP device's).</summary>
+    private int Mtu(YamlScalarNode node) => Integer(node, 68, 65535);
 
     private IReadOnlyDictionary<string, IReadOnlyDictionary<string, string>> ReadSysctls(YamlMappingNode? sysctls)
     {
@@ -482,7 +489,7 @@ public sealed partial class ScenarioReader
                 CheckKeys(map, ["packets", "at", "count", "tolerance"], "packets expectation");
                 PacketPattern pattern = Pattern(Required<YamlMappingNode>(map, "packets"));
                 var at = Optional<YamlSequenceNode>(map, "at")?.Children.Select(n => Duration(Scalar(n))).ToList();
-                int? count = Optional<YamlScalarNode>(map, "count") is { } c ? Integer(c, 0, int.MaxValue) : null;
+                NumberRange? count = Optional<YamlScalarNode>(map, "count") is { } c ? Count(c) : null;
                 if ((at is null) == (count is null)) throw Error(map, "a packets expectation gives either at: [times] or count: N");
                 return new PacketsExpectation(line, pattern, at, count, ReadTolerance(map));
             }
@@ -536,7 +543,7 @@ public sealed partial class ScenarioReader
 
     private PacketPattern Pattern(YamlMappingNode node)
     {
-        CheckKeys(node, ["from", "to", "tcp", "len", "cause"], "packet pattern");
+        CheckKeys(node, ["from", "to", "tcp", "len", "cause", "label", "after", "until"], "packet pattern");
         string? Host(string key)
         {
             if (Optional<YamlScalarNode>(node, key) is not { } h) return null;
@@ -555,8 +562,24 @@ public sealed partial class ScenarioReader
             if (!NumberRange.TryParse(Text(len), out NumberRange range)) throw Error(len, $"len '{len.Value}': expected N, N..M or N..");
             length = range;
         }
-        return new PacketPattern(Host("from"), Host("to"), flags, length, Optional<YamlScalarNode>(node, "cause")?.Value);
+        TcpAnalysisFlags label = TcpAnalysisFlags.None;
+        if (Optional<YamlScalarNode>(node, "label") is { } labelNode && !TcpFrameAnalysis.TryParseName(Text(labelNode), out label))
+            throw Error(labelNode, $"label '{labelNode.Value}': not one of Wireshark's TCP analysis labels ({string.Join(", ", TcpFrameAnalysis.Names)})");
+        TimeSpan? after = Optional<YamlScalarNode>(node, "after") is { } a ? Duration(a) : null;
+        TimeSpan? until = Optional<YamlScalarNode>(node, "until") is { } u ? Duration(u) : null;
+        if (after is { } from && until is { } to && to <= from) throw Error(node, $"until: {Text(Optional<YamlScalarNode>(node, "until")!)} is not after after: {Text(Optional<YamlScalarNode>(node, "after")!)}");
+        return new PacketPattern(Host("from"), Host("to"), flags, length, Optional<YamlScalarNode>(node, "cause")?.Value)
+        {
+            Label = label,
+            After = after,
+            Until = until,
+        };
     }
+
+    /// <summary>A packet count: N, or a range N..M (both ends included).</summary>
+    private NumberRange Count(YamlScalarNode node) =>
+        NumberRange.TryParse(Text(node), out NumberRange range) && !range.Wraps && range.Last != uint.MaxValue ? range
+        : throw Error(node, $"count '{node.Value}': expected a number N or a range N..M");
 
     private Tolerance ReadTolerance(YamlMappingNode map)
     {

@@ -42,7 +42,8 @@ public static class SimulationRun
             var stacks = new Dictionary<string, NetworkStack>();
             foreach (HostSpec host in scenario.Hosts)
             {
-                NetworkStack stack = lab.AddHost(host.Name, host.Address, RunSupport.SysctlsFor(host.Name, variant, options.Overrides));
+                NetworkStack stack = lab.AddHost(host.Name, host.Address, RunSupport.SysctlsFor(host.Name, variant, options.Overrides),
+                                                 port: RunSupport.PortOptionsOf(scenario, host));
                 RunSupport.RecordStates(stack, host.Name, record, () => Instant.Zero);
                 stacks.Add(host.Name, stack);
             }
@@ -96,7 +97,11 @@ internal static class RunSupport
         Delay = scenario.Wire.Delay,
         RateBitsPerSecond = scenario.Wire.RateBitsPerSecond,
         QueueLimitFrames = scenario.Wire.QueueLimitFrames,
+        Mtu = scenario.Wire.Mtu,
     };
+
+    /// <summary>The wire towards one host: the wire's options with the host's MTU (frames larger than it are dropped on the way, as its NIC would).</summary>
+    public static WireOptions PortOptionsOf(Scenario scenario, HostSpec host) => WireOptionsOf(scenario) with { Mtu = scenario.MtuOf(host) };
 
     /// <summary>Kernel defaults, then the variant's "all" and per-host sysctls, then the user's overrides.</summary>
     public static Sysctls SysctlsFor(string host, Variant variant, SysctlOverrides overrides)

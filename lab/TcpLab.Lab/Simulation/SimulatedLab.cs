@@ -41,10 +41,11 @@ public sealed class SimulatedLab
     /// Also record this host's frames where its port meets the wire, as tcpdump on that host would:
     /// what the first host's fault stage drops on its way here is missing, as it is from a real receiver's capture.
     /// </param>
-    public NetworkStack AddHost(string name, Ipv4Cidr address, Sysctls sysctls, ICaptureSink? tap = null)
+    /// <param name="port">The wire towards this host (its MTU, say); the wire's options if null.</param>
+    public NetworkStack AddHost(string name, Ipv4Cidr address, Sysctls sysctls, ICaptureSink? tap = null, WireOptions? port = null)
     {
         var stack = new NetworkStack(Loop, name, sysctls, _random.Derive("host/" + name));
-        ILink link = Wire.CreatePort(name);
+        ILink link = Wire.CreatePort(name, port);
         if (tap is not null) link = new CaptureStage(Loop, link, tap, name);
         if (_hosts.Count == 0)
         {

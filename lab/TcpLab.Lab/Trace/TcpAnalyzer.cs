@@ -52,38 +52,51 @@ public readonly record struct TcpFrameAnalysis(TcpAnalysisFlags Flags, int Dupli
     /// <summary>
     /// Labels in the order Wireshark's Info column shows them: tcp_print_sequence_number_analysis
     /// prepends each in turn (col_prepend_fence_fstr), so the column reads them last-printed first.
-    /// The duplicate ACK label, which names its frame, takes the place of <see cref="TcpAnalysisFlags.DuplicateAck"/>.
+    /// Each is written "[TCP NAME]"; the duplicate ACK's names its frame, "[TCP Dup ACK 12#1]".
     /// </summary>
-    private static readonly (TcpAnalysisFlags Flag, string Label)[] InfoOrder =
+    private static readonly (TcpAnalysisFlags Flag, string Name)[] InfoOrder =
     [
-        (TcpAnalysisFlags.ZeroWindowProbeAck, "[TCP ZeroWindowProbeAck]"),
-        (TcpAnalysisFlags.ZeroWindow, "[TCP ZeroWindow]"),
-        (TcpAnalysisFlags.ZeroWindowProbe, "[TCP ZeroWindowProbe]"),
-        (TcpAnalysisFlags.DuplicateAck, ""),
-        (TcpAnalysisFlags.KeepAliveAck, "[TCP Keep-Alive ACK]"),
-        (TcpAnalysisFlags.KeepAlive, "[TCP Keep-Alive]"),
-        (TcpAnalysisFlags.WindowFull, "[TCP Window Full]"),
-        (TcpAnalysisFlags.WindowUpdate, "[TCP Window Update]"),
-        (TcpAnalysisFlags.AckedUnseenSegment, "[TCP ACKed unseen segment]"),
-        (TcpAnalysisFlags.LostSegment, "[TCP Previous segment not captured]"),
-        (TcpAnalysisFlags.OutOfOrder, "[TCP Out-Of-Order]"),
-        (TcpAnalysisFlags.SpuriousRetransmission, "[TCP Spurious Retransmission]"),
-        (TcpAnalysisFlags.FastRetransmission, "[TCP Fast Retransmission]"),
-        (TcpAnalysisFlags.Retransmission, "[TCP Retransmission]"),
-        (TcpAnalysisFlags.ReusedPorts, "[TCP Port numbers reused]"),
+        (TcpAnalysisFlags.ZeroWindowProbeAck, "ZeroWindowProbeAck"),
+        (TcpAnalysisFlags.ZeroWindow, "ZeroWindow"),
+        (TcpAnalysisFlags.ZeroWindowProbe, "ZeroWindowProbe"),
+        (TcpAnalysisFlags.DuplicateAck, "Dup ACK"),
+        (TcpAnalysisFlags.KeepAliveAck, "Keep-Alive ACK"),
+        (TcpAnalysisFlags.KeepAlive, "Keep-Alive"),
+        (TcpAnalysisFlags.WindowFull, "Window Full"),
+        (TcpAnalysisFlags.WindowUpdate, "Window Update"),
+        (TcpAnalysisFlags.AckedUnseenSegment, "ACKed unseen segment"),
+        (TcpAnalysisFlags.LostSegment, "Previous segment not captured"),
+        (TcpAnalysisFlags.OutOfOrder, "Out-Of-Order"),
+        (TcpAnalysisFlags.SpuriousRetransmission, "Spurious Retransmission"),
+        (TcpAnalysisFlags.FastRetransmission, "Fast Retransmission"),
+        (TcpAnalysisFlags.Retransmission, "Retransmission"),
+        (TcpAnalysisFlags.ReusedPorts, "Port numbers reused"),
     ];
+
+    /// <summary>Every label's name, as the Info column writes it between "[TCP " and "]" (the duplicate ACK's without its numbers).</summary>
+    public static IEnumerable<string> Names => InfoOrder.Select(l => l.Name);
+
+    /// <summary>The flag of a label's name ("Dup ACK", "Spurious Retransmission"), case-insensitive.</summary>
+    public static bool TryParseName(string name, out TcpAnalysisFlags flag)
+    {
+        flag = InfoOrder.FirstOrDefault(l => string.Equals(l.Name, name, StringComparison.OrdinalIgnoreCase)).Flag;
+        return flag != TcpAnalysisFlags.None;
+    }
+
+    /// <summary>The name of one flag's label.</summary>
+    public static string NameOf(TcpAnalysisFlags flag) => InfoOrder.First(l => l.Flag == flag).Name;
 
     /// <summary>The labels as Wireshark's Info column writes them, in its order, e.g. "[TCP Dup ACK 12#1]".</summary>
     public IReadOnlyList<string> Labels()
     {
         if (Flags == TcpAnalysisFlags.None) return [];
         var labels = new List<string>();
-        foreach ((TcpAnalysisFlags flag, string label) in InfoOrder)
+        foreach ((TcpAnalysisFlags flag, string name) in InfoOrder)
         {
             if ((Flags & flag) == 0) continue;
             labels.Add(flag == TcpAnalysisFlags.DuplicateAck
                 ? string.Create(CultureInfo.InvariantCulture, $"[TCP Dup ACK {DuplicateAckFrame}#{DuplicateAckNumber}]")
-                : label);
+                : $"[TCP {name}]");
         }
         return labels;
     }
