@@ -32,6 +32,8 @@ public abstract record Expectation(int Line)
 public sealed record PacketPattern(string? From, string? To, TcpFlagMatch? Flags, NumberRange? Length, string? Cause)
 {
     public TcpAnalysisFlags Label { get; init; }
+    /// <summary>The MSS option's value (so only segments with one, SYNs, match).</summary>
+    public NumberRange? Mss { get; init; }
     public TimeSpan? After { get; init; }
     public TimeSpan? Until { get; init; }
 
@@ -43,6 +45,7 @@ public sealed record PacketPattern(string? From, string? To, TcpFlagMatch? Flags
         if (Flags is { } f) parts.Add($"tcp [{f}]");
         if (Length is { } l) parts.Add($"len {l}");
         if (Cause is not null) parts.Add($"cause \"{Cause}\"");
+        if (Mss is { } mss) parts.Add($"mss {mss}");
         if (Label != TcpAnalysisFlags.None) parts.Add($"label \"{TcpFrameAnalysis.NameOf(Label)}\"");
         if (After is { } after) parts.Add($"after {Expectation.Seconds(after)}");
         if (Until is { } until) parts.Add($"until {Expectation.Seconds(until)}");

@@ -31,6 +31,7 @@ public sealed class RecordedFrame
         DestinationPort = tcp.DestinationPort;
         Seq = tcp.SequenceNumber;
         Ack = tcp.AcknowledgmentNumber;
+        if (TcpOptions.Parse(tcp.OptionBytes, out TcpOptions options) == WireError.None && options.HasMss) Mss = options.Mss;
     }
 
     public TimeSpan At { get; }
@@ -47,6 +48,8 @@ public sealed class RecordedFrame
     public ushort DestinationPort { get; }
     public uint Seq { get; }
     public uint Ack { get; }
+    /// <summary>The MSS option's value (a SYN's), if the segment has one.</summary>
+    public ushort? Mss { get; }
 
     /// <summary>The sequence number after this segment: its data and its SYN and FIN each take one.</summary>
     public uint SeqEnd => unchecked(Seq + (uint)PayloadLength + ((Flags & TcpFlags.Syn) != 0 ? 1u : 0) + ((Flags & TcpFlags.Fin) != 0 ? 1u : 0));
@@ -133,6 +136,7 @@ public sealed class RunRecord
         if (pattern.To is { } to && frame.Destination != HostAddresses[to]) return false;
         if (pattern.Flags is { } flags && (!frame.IsTcp || !flags.Matches(frame.Flags))) return false;
         if (pattern.Length is { } length && (!frame.IsTcp || !length.Contains((uint)frame.PayloadLength))) return false;
+        if (pattern.Mss is { } mss && (frame.Mss is not { } option || !mss.Contains(option))) return false;
         if (pattern.Cause is { } cause && (frame.Comment is null || !frame.Comment.Contains(cause, StringComparison.OrdinalIgnoreCase))) return false;
         if (pattern.Label != TcpAnalysisFlags.None && (AnalysisOf(frame) & pattern.Label) == 0) return false;
         return true;

@@ -543,7 +543,7 @@ public sealed partial class ScenarioReader
 
     private PacketPattern Pattern(YamlMappingNode node)
     {
-        CheckKeys(node, ["from", "to", "tcp", "len", "cause", "label", "after", "until"], "packet pattern");
+        CheckKeys(node, ["from", "to", "tcp", "len", "mss", "cause", "label", "after", "until"], "packet pattern");
         string? Host(string key)
         {
             if (Optional<YamlScalarNode>(node, key) is not { } h) return null;
@@ -556,12 +556,12 @@ public sealed partial class ScenarioReader
             if (!TcpFlagMatch.TryParse(Text(tcp), out TcpFlagMatch match, out string? problem)) throw Error(tcp, $"tcp flags '{tcp.Value}': {problem}");
             flags = match;
         }
-        NumberRange? length = null;
-        if (Optional<YamlScalarNode>(node, "len") is { } len)
+        NumberRange? Range(string key)
         {
-            if (!NumberRange.TryParse(Text(len), out NumberRange range)) throw Error(len, $"len '{len.Value}': expected N, N..M or N..");
-            length = range;
+            if (Optional<YamlScalarNode>(node, key) is not { } n) return null;
+            return NumberRange.TryParse(Text(n), out NumberRange range) ? range : throw Error(n, $"{key} '{n.Value}': expected N, N..M or N..");
         }
+        NumberRange? length = Range("len");
         TcpAnalysisFlags label = TcpAnalysisFlags.None;
         if (Optional<YamlScalarNode>(node, "label") is { } labelNode && !TcpFrameAnalysis.TryParseName(Text(labelNode), out label))
             throw Error(labelNode, $"label '{labelNode.Value}': not one of Wireshark's TCP analysis labels ({string.Join(", ", TcpFrameAnalysis.Names)})");
@@ -570,16 +570,17 @@ public sealed partial class ScenarioReader
         if (after is { } from && until is { } to && to <= from) throw Error(node, $"until: {Text(Optional<YamlScalarNode>(node, "until")!)} is not after after: {Text(Optional<YamlScalarNode>(node, "after")!)}");
         return new PacketPattern(Host("from"), Host("to"), flags, length, Optional<YamlScalarNode>(node, "cause")?.Value)
         {
+            Mss = Range("mss"),
             Label = label,
             After = after,
             Until = until,
         };
     }
 
-    /// <summary>A packet count: N, or a range N..M (both ends included).</summary>
+    /// <summary>A packet count: N, a range N..M (both ends included), or N.. (at least N).</summary>
     private NumberRange Count(YamlScalarNode node) =>
-        NumberRange.TryParse(Text(node), out NumberRange range) && !range.Wraps && range.Last != uint.MaxValue ? range
-        : throw Error(node, $"count '{node.Value}': expected a number N or a range N..M");
+        NumberRange.TryParse(Text(node), out NumberRange range) && !range.Wraps ? range
+        : throw Error(node, $"count '{node.Value}': expected a number N, a range N..M or N.. (at least N)");
 
     private Tolerance ReadTolerance(YamlMappingNode map)
     {

@@ -27,6 +27,17 @@ public sealed class KernelRunTests : IDisposable
     [InlineData("syn-flood", "current-kernel")]
     [InlineData("fast-open")]
     [InlineData("fast-open", "current-kernel")]
+    [InlineData("fast-retransmit")]
+    [InlineData("fast-retransmit", "current-kernel")]
+    [InlineData("fast-retransmit-nosack")]
+    [InlineData("spurious-rto")]
+    [InlineData("spurious-rto", "current-kernel")]
+    [InlineData("zero-window")]
+    [InlineData("delayed-ack")]
+    [InlineData("slow-start")]
+    [InlineData("slow-start", "current-kernel")]
+    [InlineData("mss")]
+    [InlineData("tls-burst")]
     public void A_short_experiment_meets_its_expectations_with_Linux_as_the_server(string name, string variant = "document")
     {
         ScenarioResult result = Run(name, PeerMode.Linux, variant);

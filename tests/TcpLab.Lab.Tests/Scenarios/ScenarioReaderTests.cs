@@ -53,6 +53,11 @@ public class ScenarioReaderTests
     [InlineData("duration: 10s", "duration: ten", 15, "'ten' is not a duration")]
     [InlineData("at: [0.1, 1.1]", "at: [0.1, soon]", 18, "'soon' is not a duration")]
     [InlineData("tcp: S }", "tcp: S, colour: red }", 17, "unknown key 'colour'")]
+    [InlineData("tcp: S }", "tcp: S, label: Dupe ACK }", 17, "label 'Dupe ACK': not one of Wireshark's TCP analysis labels (")]
+    [InlineData("tcp: S }", "tcp: S, after: 2s, until: 1s }", 17, "until: 1s is not after after: 2s")]
+    [InlineData("tcp: S }", "tcp: S, mss: big }", 17, "mss 'big': expected N, N..M or N..")]
+    [InlineData("at: [0.1, 1.1]", "count: 5..2", 18, "count '5..2': expected a number N, a range N..M or N.. (at least N)")]
+    [InlineData("  server: 10.0.0.2/24", "  server: { address: 10.0.0.2/24, mtu: 70000 }", 5, "'70000' is not a whole number in 68..65535")]
     public void Mistakes_are_reported_with_file_line_and_reason(string replace, string with, int line, string reason)
     {
         Assert.Contains(replace, Valid);
@@ -62,6 +67,21 @@ public class ScenarioReaderTests
 
         Assert.StartsWith($"example.yaml:{line}: ", error.Message);
         Assert.Contains(reason, error.Message);
+    }
+
+    [Fact]
+    public void A_hosts_MTU_is_its_own_or_the_wires_and_patterns_read_labels_windows_and_ranges()
+    {
+        Scenario scenario = ScenarioReader.Read(Valid
+            .Replace("  server: 10.0.0.2/24", "  server: { address: 10.0.0.2/24, mtu: 1500 }\nwire: { mtu: 65535 }")
+            .Replace("tcp: S }\n    at: [0.1, 1.1]", "tcp: S, mss: 1460, label: dup ack, after: 1s, until: 2s }\n    count: 1..3"), "example.yaml");
+
+        Assert.Equal([65535, 1500], scenario.Hosts.Select(scenario.MtuOf));
+        var packets = Assert.IsType<PacketsExpectation>(Assert.Single(scenario.Document.Expectations));
+        Assert.Equal(TcpLab.Lab.Trace.TcpAnalysisFlags.DuplicateAck, packets.Pattern.Label);
+        Assert.Equal((TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(2)), (packets.Pattern.After!.Value, packets.Pattern.Until!.Value));
+        Assert.Equal("1460", packets.Pattern.Mss.ToString());
+        Assert.Equal("1..3", packets.Count.ToString());
     }
 
     [Fact]
@@ -77,7 +97,7 @@ public class ScenarioReaderTests
     {
         IReadOnlyList<Scenario> catalogue = Catalogue.All();
 
-        Assert.True(catalogue.Count >= 19, $"{catalogue.Count} scenarios in {Catalogue.Directory}");
+        Assert.True(catalogue.Count >= 27, $"{catalogue.Count} scenarios in {Catalogue.Directory}");
         Assert.All(catalogue, s => Assert.NotEmpty(s.Document.Expectations));
     }
 }
