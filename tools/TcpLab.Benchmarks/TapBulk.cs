@@ -9,7 +9,7 @@ namespace TcpLab.Benchmarks;
 
 /// <summary>
 /// Bulk goodput between the managed stack behind a TAP and the Linux kernel, each direction:
-/// `bulk-tap [--n N] [--seconds S] [--offload] [--tapbench PATH]` (root). The managed side runs a
+/// `bulk-tap [--n N] [--seconds S] [--offload] [--tapbench PATH] [--only kernel-to-managed|managed-to-kernel]` (root). The managed side runs a
 /// <see cref="BulkSink"/> or <see cref="BulkSource"/> on its loop; the kernel side is
 /// tools/tapbench's sock-send / sock-sink in the namespace, pinned to CPU 1 with taskset. Run
 /// the benchmark itself under `taskset -c 0` so the managed loop has CPU 0.
@@ -29,8 +29,9 @@ public static class TapBulk
             Seed = (ulong)n,
             Offload = args.Contains("--offload"),
         });
-        Console.WriteLine($"kernel->managed {KernelToManaged(lab, tapbench, n, seconds)}");
-        Console.WriteLine($"managed->kernel {ManagedToKernel(lab, tapbench, n, seconds)}");
+        string? only = args.SkipWhile(a => a != "--only").Skip(1).FirstOrDefault();
+        if (only is null or "kernel-to-managed") Console.WriteLine($"kernel->managed {KernelToManaged(lab, tapbench, n, seconds)}");
+        if (only is null or "managed-to-kernel") Console.WriteLine($"managed->kernel {ManagedToKernel(lab, tapbench, n, seconds)}");
     }
 
     private static string KernelToManaged(TapAttachment lab, string tapbench, int n, double seconds)

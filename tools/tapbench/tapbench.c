@@ -45,6 +45,7 @@ static int vnet;
 static uint8_t my_mac[6] = {0x02, 0x54, 0x42, 0, 0, 2}, peer_mac[6];
 static uint32_t my_ip, peer_ip;
 static uint16_t my_port = PORT, peer_port = PORT;
+static int connected;   /* peer_port is known: segments of any other connection are ignored */
 
 static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + t.tv_nsec / 1e9; }
 static void die(const char *what) { perror(what); exit(1); }
@@ -98,7 +99,7 @@ static size_t frame(uint8_t *f, uint32_t seq, uint32_t ack, uint8_t flags, uint1
 static void send_frame(int fd, uint8_t *buf, size_t len, uint16_t gso_size)
 {
     if (vnet) {
-        struct virtio_net_hdr h = {0};
+        struct virtio_net_hdr_v1 h = {0};   /* 12 bytes: num_buffers (0) after virtio_net_hdr */
         h.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM; h.csum_start = 34; h.csum_offset = 16;
         if (gso_size) { h.gso_type = VIRTIO_NET_HDR_GSO_TCPV4; h.gso_size = gso_size; h.hdr_len = 54; }
         memcpy(buf - VNET, &h, VNET);
@@ -107,11 +108,24 @@ static void send_frame(int fd, uint8_t *buf, size_t len, uint16_t gso_size)
     if (write(fd, buf, len) < 0 && errno != EAGAIN && errno != ENOBUFS) die("write tap");
 }
 
-/* Reads frames; answers ARP; returns a TCP segment's header pointer (and payload length) for us. */
+/*
+ * Whether a TCP header belongs to our connection. A TAP device of an earlier run in the same
+ * namespace leaves kernel sockets behind (a LAST_ACK retransmitting its FIN to our address):
+ * their segments must not end or disturb this run.
+ */
+static int ours(const uint8_t *tcp)
+{
+    uint16_t src = (uint16_t)(tcp[0] << 8 | tcp[1]), dst = (uint16_t)(tcp[2] << 8 | tcp[3]);
+    return dst == my_port && (!connected || src == peer_port);
+}
+
+/* Reads frames; answers ARP; returns a TCP segment's header pointer (and payload length) for us.
+   Returns NULL when the descriptor is non-blocking and has nothing to read. */
 static uint8_t *read_tcp(int fd, uint8_t *buf, size_t cap, size_t *payload, int *out_fd_arp)
 {
     for (;;) {
         ssize_t n = read(fd, buf, cap);
+        if (n < 0 && errno == EAGAIN) return NULL;
         if (n < 0) die("read tap");
         uint8_t *f = buf + (vnet ? VNET : 0);
         n -= vnet ? VNET : 0;
@@ -131,6 +145,7 @@ static uint8_t *read_tcp(int fd, uint8_t *buf, size_t cap, size_t *payload, int 
         memcpy(peer_mac, f + 6, 6);
         size_t ihl = (f[14] & 15) * 4, total = (size_t)(f[16] << 8 | f[17]);
         uint8_t *tcp = f + 14 + ihl;
+        if (!ours(tcp)) continue;
         size_t thl = (tcp[12] >> 4) * 4;
         if (total == 0) total = (size_t)n - 14;       /* a GSO superframe may carry 0 */
         *payload = total - ihl - thl;
@@ -186,6 +201,7 @@ static int tap_sink(const char *dev, double seconds)
         if (flags & 0x02) {                                       /* SYN: answer with wscale 14 */
             memcpy(&peer_ip, tcp - 20 + 12, 4);
             peer_port = (uint16_t)(tcp[0] << 8 | tcp[1]);
+            connected = 1;
             rcv_nxt = seq + 1;
             uint8_t *f = out + VNET;
             size_t n = frame(f, iss, rcv_nxt, 0x12, 65535, 0, vnet);
@@ -275,21 +291,27 @@ static int tap_send(const char *dev, double seconds)
             inflight += (uint32_t)len;
         }
         /* Read ACKs until EAGAIN. */
-        for (;;) {
-            ssize_t n = read(fd, buf, cap);
-            if (n < 0) break;
-            uint8_t *fr = buf + (vnet ? VNET : 0);
-            if (n < 54 + (vnet ? VNET : 0) || fr[12] != 8 || fr[13] != 0 || fr[23] != 6) continue;
-            uint8_t *tcp = fr + 34;
+        size_t len;
+        uint8_t *tcp;
+        while ((tcp = read_tcp(fd, buf, cap, &len, NULL))) {
             uint32_t ack = get32(tcp + 8);
             if ((int32_t)(ack - snd_una) > 0) { bytes += ack - snd_una; snd_una = ack; }
             wnd = (uint32_t)(tcp[14] << 8 | tcp[15]) << wscale;
         }
     }
     double elapsed = now() - start;
+    /* Close properly: FIN, then the kernel's FIN is acknowledged, so no socket of ours is left in
+       LAST_ACK retransmitting its FIN into the next run on this namespace. */
     send_frame(fd, f, frame(f, snd_nxt, rcv_nxt, 0x11, 65535, 0, vnet), 0);
+    for (double give_up = now() + 2; now() < give_up;) {
+        size_t len;
+        uint8_t *tcp = read_tcp(fd, buf, cap, &len, NULL);
+        if (!tcp) { usleep(1000); continue; }
+        if (!(tcp[13] & 0x01)) continue;
+        send_frame(fd, f, frame(f, snd_nxt + 1, get32(tcp + 4) + (uint32_t)len + 1, 0x10, 65535, 0, vnet), 0);
+        break;
+    }
     printf("goodput_gbps=%.3f bytes=%lld seconds=%.3f\n", bytes * 8 / elapsed / 1e9, bytes, elapsed);
-    usleep(200000);
     return 0;
 }
 
@@ -321,16 +343,17 @@ static int sock_send(const char *ip, int port, double seconds)
     }
     static char b[1 << 20];
     memset(b, 'k', sizeof b);
+    struct timeval two = {.tv_sec = 2};
+    setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &two, sizeof two);   /* a peer that stops acknowledging */
     long long bytes = 0;
     double start = now(), deadline = start + seconds;
     while (now() < deadline) {
         ssize_t n = write(s, b, sizeof b);
-        if (n <= 0) break;
+        if (n <= 0) { fprintf(stderr, "sock-send: write: %s\n", n < 0 ? strerror(errno) : "0"); return 1; }
         bytes += n;
     }
     double elapsed = now() - start;
     shutdown(s, SHUT_WR);
-    struct timeval two = {.tv_sec = 2};
     setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &two, sizeof two);   /* the peer's FIN, or give up */
     while (read(s, b, sizeof b) > 0) {}
     printf("goodput_gbps=%.3f bytes=%lld seconds=%.3f\n", bytes * 8 / elapsed / 1e9, bytes, elapsed);
@@ -349,6 +372,7 @@ int main(int argc, char **argv)
         inet_pton(AF_INET, argv[3], &my_ip);
         inet_pton(AF_INET, argv[4], &peer_ip);
         my_port = 40001;
+        connected = 1;                                   /* to PORT, from 40001 */
         return tap_send(argv[2], atof(argv[5]));
     }
     if (!strcmp(argv[1], "sock-sink") && argc >= 3) return sock_sink(atoi(argv[2]));
