@@ -19,6 +19,9 @@ public sealed class DataPathExpectationTests : IDisposable
         return SimulationRun.Run(scenario, scenario.Document, new RunOptions(1, _out.FullName, new SysctlOverrides()));
     }
 
+    private static string Failures(ScenarioResult result) =>
+        string.Join("; ", result.Expectations.Where(e => !e.Passed).Select(e => $"{e.Description}: {e.Measured}"));
+
     private const string LostSegment = """
         name: lost-segment
         title: the third of ten segments lost, SACK off
@@ -47,7 +50,7 @@ public sealed class DataPathExpectationTests : IDisposable
         ScenarioResult right = Run(LostSegment.Replace("COUNT", "7"));
         ScenarioResult wrong = Run(LostSegment.Replace("COUNT", "3..6"));
 
-        Assert.True(right.Passed, string.Join("; ", right.Expectations.Where(e => !e.Passed).Select(e => $"{e.Description}: {e.Measured}")));
+        Assert.True(right.Passed, Failures(right));
         ExpectationResult failed = Assert.Single(wrong.Expectations, e => !e.Passed);
         Assert.Equal("from server label \"Dup ACK\": 3..6 packet(s)", failed.Description);
         Assert.StartsWith("7 (1.05s, ", failed.Measured);
@@ -78,6 +81,6 @@ public sealed class DataPathExpectationTests : IDisposable
               - received: { socket: c, equals-sent-by: s }
             """);
 
-        Assert.True(result.Passed, string.Join("; ", result.Expectations.Where(e => !e.Passed).Select(e => $"{e.Description}: {e.Measured}")));
+        Assert.True(result.Passed, Failures(result));
     }
 }
