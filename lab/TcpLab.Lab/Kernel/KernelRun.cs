@@ -65,7 +65,8 @@ public static class KernelRun
     {
         if (Unavailable() is { } why) throw new InvalidOperationException($"cannot run against the Linux kernel: {why}");
         WarmUp(options);
-        using KernelRunLock runLock = KernelRunLock.Acquire(() => Console.Error.WriteLine("tcplab: waiting for another run against the kernel to finish"));
+        using KernelRunLock runLock = KernelRunLock.Acquire(scenario.Hosts.Select(h => h.Address.Address),
+            () => Console.Error.WriteLine("tcplab: waiting for another run against the kernel on the same addresses to finish"));
         var wall = Stopwatch.StartNew();
         string modeName = ModeName(mode);
         string directory = RunSupport.ArtifactDirectory(scenario, variant, modeName, options);
@@ -188,10 +189,11 @@ public static class KernelRun
         }
     }
 
+    // Addresses no catalogue scenario uses, so the warm-up never waits for another process's run.
     private const string WarmUpScenario = """
         name: warm-up
         title: JIT warm-up for real-time runs
-        hosts: { client: 10.0.0.1/24, server: 10.0.0.2/24 }
+        hosts: { client: 10.254.0.1/24, server: 10.254.0.2/24 }
         steps:
           - { at: 0s, host: server, listen: 8888, accept-as: s }
           - { at: 0.01s, host: client, connect: "server:8888", as: c }

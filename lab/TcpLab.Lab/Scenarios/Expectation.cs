@@ -3,6 +3,7 @@ using TcpLab.Stack;
 using TcpLab.Stack.Link.Faults;
 using TcpLab.Lab.Trace;
 using TcpLab.Stack.Tcp;
+using TcpLab.Stack.Time;
 
 namespace TcpLab.Lab.Scenarios;
 
@@ -107,17 +108,15 @@ public abstract record Tolerance
 
     /// <summary>
     /// A real kernel's timer lateness for a timer of this length at HZ=250 (kernel/time/timer.c
-    /// wheel levels): 4 ms below 256 ms, 32 ms up to 2 s, 256 ms up to 16 s, 2 s beyond, plus
+    /// wheel levels, <see cref="KernelTimerModel.MaxLateness"/>): 8 ms below 252 ms, 36 ms up to
+    /// 2 s, 260 ms up to 16 s, about 2 s up to 129 s, 16 s up to 17 min, 131 s up to 2.3 h, plus
     /// 10 ms for scheduling and capture.
     /// </summary>
     public sealed record Kernel : Tolerance
     {
-        public override TimeSpan For(TimeSpan interval)
-        {
-            double s = interval.TotalSeconds;
-            double granularity = s < 0.256 ? 0.004 : s < 2.048 ? 0.032 : s < 16.384 ? 0.256 : 2.048;
-            return TimeSpan.FromSeconds(granularity + 0.010);
-        }
+        private static readonly KernelTimerModel Wheel = new(hz: 250, wheelSlack: true);
+
+        public override TimeSpan For(TimeSpan interval) => Wheel.MaxLateness(interval) + TimeSpan.FromMilliseconds(10);
 
         public override string ToString() => "kernel timer granularity";
     }

@@ -58,11 +58,32 @@ public sealed class KernelTimerModel
     /// </summary>
     private static long WheelExpiry(long nowTicks, long expires)
     {
-        long delta = expires - nowTicks;
-        int level = 0;
-        while (level < 8 && delta >= 63L << (LevelClockShift * level)) level++;
-        int shift = level * LevelClockShift;
+        int shift = Level(expires - nowTicks) * LevelClockShift;
         return ((expires >> shift) + 1) << shift;
+    }
+
+    /// <summary>The wheel level of a timer <paramref name="deltaTicks"/> ahead (LVL_DEPTH 9 at HZ &gt; 100).</summary>
+    private static int Level(long deltaTicks)
+    {
+        int level = 0;
+        while (level < 8 && deltaTicks >= 63L << (LevelClockShift * level)) level++;
+        return level;
+    }
+
+    /// <summary>
+    /// The most a Linux timer armed for <paramref name="delay"/> can fire after now + delay: its
+    /// wheel level's granularity plus the part of a tick lost when the delay and the arming moment
+    /// are rounded to ticks. 8 ms below 252 ms at HZ=250, 36 ms up to 2 s, 260 ms up to 16 s,
+    /// 2.05 s up to 129 s, 16.4 s up to 17 min, 131 s up to 2.3 h: a keepalive timer of
+    /// tcp_keepalive_time (2 h) is one of the last. Needs Hz &gt; 0.
+    /// </summary>
+    public TimeSpan MaxLateness(TimeSpan delay)
+    {
+        if (Hz == 0) throw new InvalidOperationException("the model is off (Hz = 0): timers are exact");
+        long tick = TickNs;
+        long delayTicks = (Math.Max(0, delay.Ticks * 100) + tick - 1) / tick;
+        long granularity = 1L << (Level(delayTicks) * LevelClockShift);
+        return TimeSpan.FromTicks((granularity + 1) * tick / 100);
     }
 
     /// <summary>A duration as the kernel holds it: rounded up to whole ticks (identity when Hz = 0).</summary>

@@ -47,4 +47,26 @@ public class KernelTimerModelTests
             }
         }
     }
+
+    [Theory]
+    [InlineData(0.200, 0.008)]      // level 0: a tick of bucket plus a tick of rounding
+    [InlineData(1.0, 0.036)]        // level 1: 32 ms buckets
+    [InlineData(60.0, 2.052)]       // level 3: TIME_WAIT
+    [InlineData(7200.0, 131.076)]   // level 5: tcp_keepalive_time, 32768-tick buckets
+    public void The_most_a_timer_can_be_late_is_its_levels_bucket_and_a_tick(double delay, double lateness) =>
+        Assert.Equal(lateness, new KernelTimerModel(250, wheelSlack: true).MaxLateness(TimeSpan.FromSeconds(delay)).TotalSeconds, 9);
+
+    [Fact]
+    public void No_timer_fires_later_than_its_maximum_lateness()
+    {
+        var random = new DeterministicRandom(7);
+        var model = new KernelTimerModel(250, wheelSlack: true);
+        for (int i = 0; i < 10_000; i++)
+        {
+            var now = new Instant((long)random.NextUInt64() % 1_000_000_000_000L);
+            var delay = TimeSpan.FromTicks((long)(random.NextUInt64() % (3L * 3600 * TimeSpan.TicksPerSecond)));
+            TimeSpan late = model.Deadline(now, delay) - (now + delay);
+            Assert.True(late <= model.MaxLateness(delay), $"armed at {now} for {delay}: {late} late, more than {model.MaxLateness(delay)}");
+        }
+    }
 }
