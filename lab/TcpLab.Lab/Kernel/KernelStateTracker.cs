@@ -16,12 +16,9 @@ public readonly record struct KernelStateChange(Instant At, string Host, FourTup
 /// <para>
 /// The kernel announces each change of a full socket (and of a request, LISTEN -> SYN_RECV) on
 /// the tracepoint sock:inet_sock_set_state; the tracker reads it from a tracefs instance of its
-/// own, timestamped with CLOCK_MONOTONIC like the lab's loop. Two things the tracepoint does not
-/// show are filled in: a connecting socket gets its port only after it entered SYN_SENT
-/// (tcp_v4_connect), so that first event is held until the next one names the port; and a socket
-/// that moves to TIME_WAIT (or an orphaned FIN_WAIT2) is replaced by a timewait entry with no
-/// tracepoint of its own, so the tracker looks it up with sock_diag when the socket "closes",
-/// and watches it with sock_diag until it is gone.
+/// own, timestamped with CLOCK_MONOTONIC like the lab's loop, and looks up with sock_diag the
+/// timewait entries that have no tracepoint. <see cref="KernelConnectionBook"/> makes the run's
+/// connections of it.
 /// </para>
 /// <para>
 /// The tracepoint is global, not per namespace: events are told apart by the hosts' addresses,
@@ -37,23 +34,19 @@ public sealed class KernelStateTracker : IDisposable
 
     private readonly RealTimeEventLoop _loop;
     private readonly Dictionary<Ipv4Address, (string Name, InetDiag Diag)> _hosts = new();
-    private readonly Action<KernelStateChange> _changed;
     private readonly string _instance;
     private readonly FileDescriptor _pipe;
     private readonly byte[] _readBuffer = new byte[64 * 1024];
     private readonly StringBuilder _partialLine = new();
-    private readonly Dictionary<(string Host, FourTuple Tuple), long> _current = new();
-    private readonly Dictionary<(string Host, Ipv4Address Local, Ipv4Address Remote, ushort RemotePort), Instant> _connecting = new();
-    private readonly Dictionary<(string Host, FourTuple Tuple), (long Id, TcpState State)> _timewait = new();
+    private readonly KernelConnectionBook _book;
     private readonly Timer _pollTimer;
-    private long _lastId;
     private bool _disposed;
 
     private KernelStateTracker(RealTimeEventLoop loop, IEnumerable<KernelHost> hosts, Func<KernelHost, string> nameOf,
                                Action<KernelStateChange> changed, string instance, FileDescriptor pipe)
     {
         _loop = loop;
-        _changed = changed;
+        _book = new KernelConnectionBook(changed);
         _instance = instance;
         _pipe = pipe;
         foreach (KernelHost host in hosts) _hosts[host.Address] = (nameOf(host), InetDiag.OpenInNamespace(host.Namespace.Path));
@@ -145,51 +138,8 @@ public sealed class KernelStateTracker : IDisposable
 
     private void OnChange(Instant at, string host, FourTuple tuple, TcpState from, TcpState to)
     {
-        if (from == TcpState.Listen && to == TcpState.Closed || to == TcpState.Listen) return;   // listeners are not connections
-        var connecting = (host, tuple.LocalAddress, tuple.RemoteAddress, tuple.RemotePort);
-        if (tuple.LocalPort == 0)
-        {
-            // tcp_v4_connect enters SYN_SENT before inet_hash_connect picks the port; a failure there closes it portless.
-            if (to == TcpState.SynSent) _connecting[connecting] = at;
-            else _connecting.Remove(connecting);
-            return;
-        }
-        if (from == TcpState.SynSent && _connecting.Remove(connecting, out Instant connectAt))
-        {
-            Emit(connectAt, host, tuple, TcpState.Closed, TcpState.SynSent);
-        }
-        if (to == TcpState.Closed && from is TcpState.FinWait1 or TcpState.FinWait2 or TcpState.Closing
-            && Timewait(host, tuple) is { } substate)
-        {
-            // tcp_time_wait(): the socket is gone, a timewait entry holds the connection on.
-            if (Emit(at, host, tuple, from, substate) is not { } id) return;
-            _timewait[(host, tuple)] = (id, substate);
-            if (!_pollTimer.IsArmed) _pollTimer.Arm(_loop.Now + TimewaitPollInterval);
-            return;
-        }
-        Emit(at, host, tuple, from, to);
-    }
-
-    private long? Emit(Instant at, string host, FourTuple tuple, TcpState from, TcpState to)
-    {
-        var key = (host, tuple);
-        // Kernels before 6.x do not trace a request's LISTEN -> SYN_RECV: the child's first change is its birth there.
-        bool born = from is TcpState.Closed or TcpState.Listen || (from == TcpState.SynReceived && !_current.ContainsKey(key));
-        if (!born && !_current.ContainsKey(key))
-        {
-            // A connection this run never saw begin: another namespace's with the same addresses,
-            // typically a previous run's, whose namespace the kernel tears down in the background.
-            return null;
-        }
-        if (born || !_current.TryGetValue(key, out long id))
-        {
-            // A new connection on this tuple; a timewait entry still holding it was taken over (tcp_twsk_unique).
-            if (_timewait.Remove(key, out var old)) _changed(new KernelStateChange(at, host, tuple, old.Id, old.State, TcpState.Closed));
-            id = ++_lastId;
-            _current[key] = id;
-        }
-        if (from != to) _changed(new KernelStateChange(at, host, tuple, id, from, to));
-        return id;
+        _book.OnChange(at, host, tuple, from, to, () => Timewait(host, tuple));
+        if (_book.HasTimewait && !_pollTimer.IsArmed) _pollTimer.Arm(_loop.Now + TimewaitPollInterval);
     }
 
     // ----- Timewait entries, by sock_diag -----
@@ -207,25 +157,9 @@ public sealed class KernelStateTracker : IDisposable
     {
         if (_disposed) return;
         Instant now = _loop.Now;
-        foreach (string host in _timewait.Keys.Select(k => k.Host).Distinct().ToList())
-        {
-            var present = DiagOf(host).DumpTcp().ToDictionary(s => s.Tuple, s => s.State);
-            foreach (var (key, entry) in _timewait.Where(e => e.Key.Host == host).ToList())
-            {
-                if (!present.TryGetValue(key.Tuple, out TcpState state) || state is not (TcpState.TimeWait or TcpState.FinWait2))
-                {
-                    _timewait.Remove(key);
-                    _changed(new KernelStateChange(now, host, key.Tuple, entry.Id, entry.State, TcpState.Closed));
-                }
-                else if (state != entry.State)
-                {
-                    // An orphaned FIN_WAIT2 got its FIN (tcp_timewait_state_process): now TIME_WAIT.
-                    _timewait[key] = (entry.Id, state);
-                    _changed(new KernelStateChange(now, host, key.Tuple, entry.Id, entry.State, state));
-                }
-            }
-        }
-        if (_timewait.Count > 0) _pollTimer.Arm(now + TimewaitPollInterval);
+        foreach (string host in _book.TimewaitHosts.ToList())
+            _book.OnTimewaitDump(now, host, DiagOf(host).DumpTcp().ToDictionary(s => s.Tuple, s => s.State));
+        if (_book.HasTimewait) _pollTimer.Arm(now + TimewaitPollInterval);
     }
 
     // ----- tracefs -----
