@@ -6,6 +6,7 @@ using TcpLab.Stack.Link;
 using TcpLab.Stack.Link.Capture;
 using TcpLab.Stack.Link.Faults;
 using TcpLab.Stack.Link.Simulation;
+using TcpLab.Stack.Settings;
 using TcpLab.Stack.Time;
 using TcpLab.Stack.Wire;
 
@@ -51,6 +52,21 @@ public static class KernelRun
         _ => new HashSet<string>(),
     };
 
+    /// <summary>
+    /// The scenario's and the command line's net.* sysctls for a kernel host, and the congestion
+    /// control pinned to a current kernel's default (CUBIC) unless they name one: a new namespace
+    /// inherits the machine's own default (BBR on some hosts), which would make the same run
+    /// differ from machine to machine.
+    /// </summary>
+    private static List<KeyValuePair<string, string>> KernelSysctls(string host, Variant variant, RunOptions options)
+    {
+        const string CongestionControl = "net.ipv4.tcp_congestion_control";
+        var sysctls = RunSupport.ExplicitSysctls(host, variant, options.Overrides).Where(s => s.Key.StartsWith("net.", StringComparison.Ordinal)).ToList();
+        if (!sysctls.Any(s => s.Key == CongestionControl))
+            sysctls.Add(new(CongestionControl, new Sysctls().TcpCongestionControl));
+        return sysctls;
+    }
+
     public static string ModeName(PeerMode mode) => mode switch
     {
         PeerMode.Linux => "linux",
@@ -89,7 +105,7 @@ public static class KernelRun
                 {
                     Address = host.Address,
                     Mtu = scenario.MtuOf(host),
-                    Sysctls = RunSupport.ExplicitSysctls(host.Name, variant, options.Overrides).Where(s => s.Key.StartsWith("net.", StringComparison.Ordinal)).ToList(),
+                    Sysctls = KernelSysctls(host.Name, variant, options),
                 });
             }
 

@@ -129,6 +129,34 @@ public sealed class KernelRunTests : IDisposable
         AssertPassed(result);
     }
 
+    [KernelRunTheory]
+    [InlineData(null, "cubic")]     // a current kernel's default, whatever this machine's own is
+    [InlineData("reno", "reno")]
+    public void A_kernel_hosts_connections_use_the_congestion_control_the_scenario_gives_or_CUBIC(string? named, string expected)
+    {
+        string sysctls = named is null ? "" : $"sysctls: {{ server: {{ net.ipv4.tcp_congestion_control: {named} }} }}";
+        Scenario scenario = ScenarioReader.Read($$"""
+            name: kernel-congestion-control
+            title: which congestion control the kernel's connection uses
+            hosts: { client: 10.0.0.1/24, server: 10.0.0.2/24 }
+            {{sysctls}}
+            steps:
+              - { at: 0s, host: server, listen: 80, accept-as: s }
+              - { at: 0.1s, host: client, connect: "server:80", as: c }
+            snapshots: [0.3s]
+            duration: 0.4s
+            """, "kernel-congestion-control.yaml");
+
+        ScenarioResult result = KernelRun.Run(scenario, scenario.Document, Options(), PeerMode.Linux);
+
+        AssertPassed(result);
+        // ss -tanoi in the server's namespace: the listener and the accepted connection.
+        string states = File.ReadAllText(Path.Combine(result.ArtifactDirectory, "states.txt"));
+        string server = states[states.IndexOf("# ss -tanoi on server", StringComparison.Ordinal)..];
+        string connection = server[server.IndexOf("ESTAB", StringComparison.Ordinal)..];
+        Assert.Contains($" {expected} ", connection.Split('\n')[1] + " ");
+    }
+
     [KernelRunFact]
     public void With_Linux_on_both_ends_a_kernel_client_sends_its_request_in_the_SYN_with_MSG_FASTOPEN()
     {
