@@ -65,7 +65,7 @@ public static class TapBulk
         });
         string output = receiver.StandardOutput.ReadToEnd();
         receiver.WaitForExit();
-        return $"{output.Trim()} (managed sent {segments} segments, {superframes} in TSO superframes of them: {frames} frames on the TAP)";
+        return $"{output.Trim()} (managed sent {segments} segments in {frames} frames on the TAP, {superframes} of them TSO superframes)";
     }
 
     private static double Option(string[] args, string name, double fallback)
