@@ -18,6 +18,7 @@ public sealed class NetworkStack
 {
     private readonly List<NetworkInterface> _interfaces = new();
     private readonly Dictionary<int, PacketBufferPool> _poolsByMtu = new();
+    private PacketBufferPool? _superframePool;
 
     /// <param name="name">How the lab names this host ("client", "server").</param>
     /// <param name="sysctls">This host's kernel parameters (copied: later changes to the argument do not apply).</param>
@@ -57,7 +58,12 @@ public sealed class NetworkStack
             pool = PacketBufferPool.ForMtu(mtu);
             _poolsByMtu.Add(mtu, pool);
         }
-        var networkInterface = new NetworkInterface(this, link, mac, address, pool);
+        // A link that splits TCP superframes needs buffers for them (up to 64 KiB of IP datagram);
+        // one pool serves all such interfaces, everything else keeps MTU-sized buffers.
+        PacketBufferPool? superframePool = null;
+        if ((link.Info.Offloads & NetworkInterface.SegmentationOffloads) == NetworkInterface.SegmentationOffloads)
+            superframePool = _superframePool ??= new PacketBufferPool(NetworkInterface.SuperframeBufferSize, maxFree: 256);
+        var networkInterface = new NetworkInterface(this, link, mac, address, pool, superframePool);
         _interfaces.Add(networkInterface);
         return networkInterface;
     }

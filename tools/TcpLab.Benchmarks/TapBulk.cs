@@ -58,10 +58,14 @@ public static class TapBulk
         new Random(1).NextBytes(block);
         BulkSource source = lab.Loop.Invoke(() => new BulkSource(lab.Stack.Tcp.Connect(Ipv4Address.Parse($"10.77.{n}.1"), 5001), block, long.MaxValue));
         Thread.Sleep(TimeSpan.FromSeconds(seconds));
-        lab.Loop.Invoke(() => source.Connection.Abort());   // the sink's read ends; it reports what it got
+        var (segments, superframes, frames) = lab.Loop.Invoke(() =>
+        {
+            source.Connection.Abort();   // the sink's read ends; it reports what it got
+            return (source.Connection.SegmentsOut, source.Connection.SuperframesOut, lab.Device.FramesOut);
+        });
         string output = receiver.StandardOutput.ReadToEnd();
         receiver.WaitForExit();
-        return output.Trim();
+        return $"{output.Trim()} (managed sent {segments} segments in {frames} frames on the TAP, {superframes} of them TSO superframes)";
     }
 
     private static double Option(string[] args, string name, double fallback)

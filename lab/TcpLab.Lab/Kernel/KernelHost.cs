@@ -14,7 +14,7 @@ public sealed record KernelHostOptions
 {
     public required Ipv4Cidr Address { get; init; }
     public int Mtu { get; init; } = 1500;
-    /// <summary>IFF_VNET_HDR with TUN_F_CSUM | TUN_F_TSO4 (see <see cref="Namespaces.TapAttachmentOptions.Offload"/>).</summary>
+    /// <summary>IFF_VNET_HDR with TUN_F_CSUM | TUN_F_TSO4, and TSO superframes on send (see <see cref="Namespaces.TapAttachmentOptions.Offload"/>).</summary>
     public bool Offload { get; init; }
     public string DeviceName { get; init; } = "tl0";
     /// <summary>Set in the namespace before the address goes up ("net.ipv4.tcp_syn_retries", "2").</summary>
@@ -73,7 +73,7 @@ public sealed class KernelHost : IDisposable
             {
                 Mtu = options.Mtu,
                 VnetHeader = options.Offload,
-                Offloads = options.Offload ? LinkOffloads.RxOffload | LinkOffloads.TxChecksum : LinkOffloads.None,
+                Offloads = options.Offload ? LinkOffloads.RxOffload | LinkOffloads.TxChecksum | LinkOffloads.TxTcpSegmentation : LinkOffloads.None,
             };
             tap = TapDevice.OpenInNamespace(ns.Path, options.DeviceName, tapOptions, loop, new PacketBufferPool(TapDevice.ReceiveBufferSize(tapOptions)));
             string? socketCongestionControl = Configure(ns, options);

@@ -19,7 +19,9 @@ public sealed record TapAttachmentOptions
     /// <summary>
     /// Open the TAP with IFF_VNET_HDR and checksum offload both ways plus GRO-style receive
     /// (TUN_F_CSUM | TUN_F_TSO4): the kernel hands over TCP superframes of up to 64 KiB with
-    /// partial checksums, and the stack leaves its TCP checksums for the kernel to finish.
+    /// partial checksums, and the stack leaves its TCP checksums for the kernel to finish and
+    /// sends runs of full segments as TSO superframes (unless <see cref="Faults"/> or
+    /// <see cref="Capture"/> is set: those see per-segment frames).
     /// </summary>
     public bool Offload { get; init; }
     /// <summary>An existing namespace to attach to (left in place on exit); null makes a lab-owned one.</summary>
@@ -60,6 +62,8 @@ public sealed class TapAttachment : IDisposable
     public RealTimeEventLoop Loop { get; }
     public NetworkStack Stack { get; }
     public FaultStage Faults { get; }
+    /// <summary>The TAP itself, under <see cref="Faults"/> (its frame and error counters).</summary>
+    public TapDevice Device => _kernel.Tap;
     public TapAttachmentOptions Options { get; }
     public string DeviceName => Options.DeviceName;
 

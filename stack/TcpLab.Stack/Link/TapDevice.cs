@@ -32,7 +32,9 @@ public sealed record TapOptions
 /// <list type="bullet">
 /// <item><see cref="LinkOffloads.TxChecksum"/> and <see cref="LinkOffloads.TxTcpSegmentation"/>
 /// (frames the stack writes with NEEDS_CSUM or a GSO size) come with IFF_VNET_HDR itself: the
-/// kernel accepts them on every such TAP (drivers/net/tun.c tun_get_user).</item>
+/// kernel accepts them on every such TAP (drivers/net/tun.c tun_get_user calls
+/// virtio_net_hdr_to_skb whatever TUNSETOFFLOAD said), and a TCPv4 superframe enters the kernel
+/// as one GSO skb that its TCP receives whole, as a GRO packet.</item>
 /// <item><see cref="LinkOffloads.RxOffload"/> is TUNSETOFFLOAD TUN_F_CSUM | TUN_F_TSO4, which
 /// lets the kernel hand the stack frames with partial checksums and 64 KiB TCP superframes
 /// (the flags describe what the reader of the TAP can take). Receive buffers must then be
@@ -99,6 +101,8 @@ public sealed unsafe class TapDevice : FileDescriptorLink
         if (options.Mtu is < 68 or > MaxIpv4Datagram) throw new ArgumentOutOfRangeException(nameof(options), $"MTU {options.Mtu} is outside 68..{MaxIpv4Datagram}");
         if (options.Offloads != LinkOffloads.None && !options.VnetHeader)
             throw new ArgumentException("offloads travel in the virtio-net header: set VnetHeader too", nameof(options));
+        if (options.Offloads.HasFlag(LinkOffloads.TxTcpSegmentation) && !options.Offloads.HasFlag(LinkOffloads.TxChecksum))
+            throw new ArgumentException("TxTcpSegmentation needs TxChecksum: a superframe's checksum is partial", nameof(options));
         EnsureBuffersFit(pool, ReceiveBufferSize(options), $"a TAP with {options}");
     }
 

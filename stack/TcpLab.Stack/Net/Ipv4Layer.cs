@@ -152,7 +152,10 @@ public sealed class Ipv4Layer
         }
         header.PayloadLength = message.Length;
         if (!header.DontFragment && header.Identification == 0) header.Identification = _nextId++;
-        if (Ipv4Header.Length + message.Length > networkInterface.Mtu)
+        // A TSO superframe (only TCP makes them, within 64 KiB) must fit the MTU once split:
+        // what goes on the wire is its headers and gso_size bytes of payload per segment.
+        int wireLength = message.Offload.Gso == GsoKind.None ? message.Length : message.Offload.HeaderLength + message.Offload.GsoSize;
+        if (Ipv4Header.Length + wireLength > networkInterface.Mtu)
         {
             if (header.DontFragment)
             {
@@ -165,6 +168,7 @@ public sealed class Ipv4Layer
         }
         header.Write(message.Prepend(Ipv4Header.Length));
         if (message.Offload.NeedsChecksum) message.Offload.ChecksumStart += Ipv4Header.Length;
+        if (message.Offload.Gso != GsoKind.None) message.Offload.HeaderLength += Ipv4Header.Length;
         networkInterface.TransmitIp(message, nextHop);
         return IpSendResult.Sent;
     }

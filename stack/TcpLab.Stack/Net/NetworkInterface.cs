@@ -14,8 +14,19 @@ public sealed class NetworkInterface : IFrameHandler
 {
     private readonly NetworkStack _stack;
 
-    internal NetworkInterface(NetworkStack stack, ILink link, MacAddress mac, Ipv4Cidr address, PacketBufferPool pool)
+    /// <summary>What a link must offer for TCP to hand it superframes: segmentation, and partial checksums, which a superframe always has.</summary>
+    internal const LinkOffloads SegmentationOffloads = LinkOffloads.TxTcpSegmentation | LinkOffloads.TxChecksum;
+
+    /// <summary>The largest IPv4 datagram, the bound on a TSO superframe.</summary>
+    internal const int MaxSuperframeDatagram = 65535;
+
+    /// <summary>Buffers of <see cref="SuperframePool"/>: default headroom, Ethernet header, a 64 KiB datagram.</summary>
+    internal const int SuperframeBufferSize = PacketBuffer.DefaultHeadroom + EthernetFrame.HeaderLength + MaxSuperframeDatagram;
+
+    internal NetworkInterface(NetworkStack stack, ILink link, MacAddress mac, Ipv4Cidr address, PacketBufferPool pool,
+                              PacketBufferPool? superframePool = null)
     {
+        SuperframePool = superframePool;
         if (mac.IsMulticast) throw new ArgumentException($"{mac} is a group address and cannot be an interface's MAC", nameof(mac));
         _stack = stack;
         Link = link;
@@ -36,6 +47,12 @@ public sealed class NetworkInterface : IFrameHandler
 
     /// <summary>Buffers sized for this interface's frames.</summary>
     public PacketBufferPool Pool { get; }
+
+    /// <summary>
+    /// Buffers for TSO superframes, when the link splits them (<see cref="SegmentationOffloads"/>);
+    /// null otherwise, and then TCP sends every segment in a frame of its own.
+    /// </summary>
+    public PacketBufferPool? SuperframePool { get; }
 
     public NeighbourTable Neighbours { get; }
 
@@ -93,6 +110,8 @@ public sealed class NetworkInterface : IFrameHandler
         EthernetFrame.WriteHeader(payload.Prepend(EthernetFrame.HeaderLength), destination, Mac, type);
         if (payload.Offload.NeedsChecksum)
             payload.Offload.ChecksumStart += EthernetFrame.HeaderLength; // now relative to the frame start
+        if (payload.Offload.Gso != GsoKind.None)
+            payload.Offload.HeaderLength += EthernetFrame.HeaderLength;  // hdr_len: every header in front of the payload
         payload.Timestamp = _stack.Loop.Now;
         Link.Transmit(payload);
     }

@@ -55,6 +55,7 @@ public sealed partial class TcpConnection
     private bool WriteXmit(bool nagle, CauseCode dataCause = CauseCode.TcpData)
     {
         int mss = CurrentMss;
+        int superframeLimit = _tcp.SuperframePayloadLimit(Tuple.RemoteAddress);
         int sent = 0;
         bool cwndLimited = false;
         while (true)
@@ -78,9 +79,10 @@ public sealed partial class TcpConnection
                 && _lastSmallSegmentEnd > SndUna && _lastSmallSegmentEnd <= SndNxt)
                 break;
 
-            TransmitNewSegment(length, withFin, new PacketCause(length == 0 ? CauseCode.TcpFin : dataCause, length));
+            TransmitNewSegment(length, withFin, new PacketCause(length == 0 ? CauseCode.TcpFin : dataCause, length), mss, superframeLimit);
             sent++;
         }
+        FlushSuperframe();
         cwndLimited |= InFlight >= _window.Cwnd;
         if (sent > 0 || cwndLimited) CwndValidate(cwndLimited);
         if (sent > 0)
@@ -92,8 +94,12 @@ public sealed partial class TcpConnection
         return PacketsOut == 0 && (DataEnd > SndNxt || (_finQueued && SndNxt < WriteSeq));
     }
 
-    /// <summary>Sends [snd_nxt, snd_nxt + length) (and FIN) for the first time and records it in flight.</summary>
-    private void TransmitNewSegment(int length, bool withFin, PacketCause cause)
+    /// <summary>
+    /// Sends [snd_nxt, snd_nxt + length) (and FIN) for the first time and records it in flight.
+    /// With a <paramref name="superframeLimit"/> (see <see cref="TryAddToSuperframe"/>) the
+    /// segment may instead join the pending TSO superframe, which the caller flushes.
+    /// </summary>
+    private void TransmitNewSegment(int length, bool withFin, PacketCause cause, int mss = 0, int superframeLimit = 0)
     {
         SeqNum start = SndNxt;
         Instant now = Now;
@@ -107,7 +113,7 @@ public sealed partial class TcpConnection
             DeliveredAtSend = _delivered,
         };
         int priorPackets = PacketsOut;
-        TransmitSegment(segment, cause, retransmission: false);
+        if (!TryAddToSuperframe(segment, cause, mss, superframeLimit)) TransmitSegment(segment, cause, retransmission: false);
         SndNxt = segment.End;
         _sent.Add(segment);
         if (length > 0)
@@ -201,11 +207,22 @@ public sealed partial class TcpConnection
     /// <summary>Hands a finished header and payload to the TCP layer, with the accounting tcp_transmit_skb does.</summary>
     private void Send(in TcpHeader header, PacketBuffer buffer, PacketCause cause, bool retransmission, bool carriesData)
     {
-        if ((header.Flags & TcpFlags.Ack) != 0) AckSent();
-        if (carriesData && (header.Flags & TcpFlags.Syn) == 0) DataSent();
+        ushort ipId = CountSent(header.Flags, retransmission, carriesData);
+        _tcp.Transmit(Tuple, header, buffer, cause, ipId, countAsOutSegment: !retransmission);
+    }
+
+    /// <summary>
+    /// The per-segment accounting of <see cref="Send"/>, which a segment joining a superframe gets
+    /// when it joins. Returns the segment's IP ID (a superframe's segments have consecutive ones,
+    /// as inet_gso_segment numbers them).
+    /// </summary>
+    private ushort CountSent(TcpFlags flags, bool retransmission, bool carriesData)
+    {
+        if ((flags & TcpFlags.Ack) != 0) AckSent();
+        if (carriesData && (flags & TcpFlags.Syn) == 0) DataSent();
         if (retransmission) Counters.Increment(Mib.TcpRetransSegs);
-        _tcp.Transmit(Tuple, header, buffer, cause, _ipId++, countAsOutSegment: !retransmission);
         SegmentsOut++;
+        return _ipId++;
     }
 
     /// <summary>tcp_event_data_sent: remember when we last sent, and count a reply within ato as interactive.</summary>

@@ -393,16 +393,39 @@ public sealed class TcpLayer : IIpProtocolHandler
         Stack.Ip.TryRoute(remote, out NetworkInterface networkInterface, out _) ? networkInterface.Pool.Rent() : null;
 
     /// <summary>
+    /// Payload bytes a TSO superframe towards <paramref name="remote"/> may carry: a 64 KiB IP
+    /// datagram less the largest IPv4 and TCP headers (GSO_MAX_SIZE in tcp_tso_autosize), or 0
+    /// when the interface's link does not split superframes.
+    /// </summary>
+    internal int SuperframePayloadLimit(Ipv4Address remote) =>
+        Stack.Ip.TryRoute(remote, out NetworkInterface networkInterface, out _) && networkInterface.SuperframePool is not null
+            ? NetworkInterface.MaxSuperframeDatagram - Ipv4Header.Length - (TcpSegment.MinHeaderLength + TcpOptions.MaxLength)
+            : 0;
+
+    /// <summary>A buffer for a superframe of up to <see cref="SuperframePayloadLimit"/> bytes, or null without a route or such a link.</summary>
+    internal PacketBuffer? RentSuperframeBuffer(Ipv4Address remote) =>
+        Stack.Ip.TryRoute(remote, out NetworkInterface networkInterface, out _) ? networkInterface.SuperframePool?.Rent() : null;
+
+    /// <summary>
     /// Puts the TCP header in front of the payload already in <paramref name="buffer"/>, fills the
     /// checksum and hands the segment to IP (DF set, as Linux's TCP does). Takes the buffer.
+    /// <para>
+    /// A buffer whose <see cref="OffloadInfo.Gso"/> the caller set is a TSO superframe: payload of
+    /// several segments of <see cref="OffloadInfo.GsoSize"/> bytes behind one header, which the
+    /// link splits; its checksum is always partial, and it counts as that many segments out.
+    /// </para>
     /// </summary>
     internal void Transmit(FourTuple tuple, in TcpHeader header, PacketBuffer buffer, PacketCause cause, ushort ipId = 0, bool countAsOutSegment = true)
     {
+        int segments = buffer.Offload.Gso == GsoKind.None ? 1 : (buffer.Length + buffer.Offload.GsoSize - 1) / buffer.Offload.GsoSize;
         Span<byte> tcp = buffer.Prepend(header.Length);
         header.Write(tcp);
-        if (ChecksumOffload(tuple.RemoteAddress))
+        if (segments > 1) buffer.Offload.HeaderLength = (ushort)header.Length;   // IPv4 and Ethernet add theirs
+        if (segments > 1 || ChecksumOffload(tuple.RemoteAddress))
         {
-            // CHECKSUM_PARTIAL (tcp_v4_send_check): the link's device finishes the sum.
+            // CHECKSUM_PARTIAL (tcp_v4_send_check): the link's device finishes the sum. The
+            // pseudo-header holds the whole length; for a superframe the splitter replaces it with
+            // each segment's (tcp_gso_segment's checksum delta).
             TcpHeader.WritePseudoHeaderChecksum(buffer.Span, tuple.LocalAddress, tuple.RemoteAddress);
             buffer.Offload.NeedsChecksum = true;
             buffer.Offload.ChecksumStart = 0;                 // IPv4 and Ethernet add their header lengths
@@ -413,7 +436,7 @@ public sealed class TcpLayer : IIpProtocolHandler
             TcpHeader.WriteChecksum(buffer.Span, tuple.LocalAddress, tuple.RemoteAddress);
         }
         buffer.Cause = cause;
-        if (countAsOutSegment) Counters.Increment(Mib.TcpOutSegs);
+        if (countAsOutSegment) Counters.Increment(Mib.TcpOutSegs, segments);
         if ((header.Flags & TcpFlags.Rst) != 0) Counters.Increment(Mib.TcpOutRsts);
         var ip = new Ipv4Header(tuple.LocalAddress, tuple.RemoteAddress, IpProtocol.Tcp, 0,
                                 Ttl: (byte)Sysctls.IpDefaultTtl, Identification: ipId, DontFragment: true);

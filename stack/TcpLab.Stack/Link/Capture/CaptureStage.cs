@@ -31,10 +31,12 @@ public sealed class CaptureStage : ILink, IFrameHandler
         _inner = inner;
         _sink = sink;
         _interfaceId = sink.AddInterface(interfaceName ?? inner.Info.Name);
+        // A capture shows wire segments, as the lab's analyses expect: no TSO superframes through it.
+        Info = inner.Info.WithoutTcpSegmentation();
         inner.Attach(this);
     }
 
-    public LinkInfo Info => _inner.Info;
+    public LinkInfo Info { get; }
 
     /// <summary>The id of this link's interface in the sink.</summary>
     public int InterfaceId => _interfaceId;
@@ -57,7 +59,7 @@ public sealed class CaptureStage : ILink, IFrameHandler
     private void Record(PacketBuffer frame, PacketDirection direction)
     {
         // The cause is worded only for frames that have one; that string is the only allocation here.
-        // A GSO/GRO superframe is recorded as it crossed the TAP, one frame of several segments,
+        // A GRO superframe (received; TCP sends none through a capture, see Info) is recorded as it crossed the TAP, one frame of several segments,
         // and its comment says so (on the Linux side of the TAP it is so many MSS-sized segments).
         string? comment = frame.Offload.Gso != GsoKind.None
             ? $"GSO superframe, gso_size {frame.Offload.GsoSize}" + (frame.Cause.IsNone ? "" : $"; {frame.Cause}")

@@ -74,10 +74,13 @@ public sealed class FaultStage : ILink, IFrameHandler
             _capture = capture;
             _captureInterface = capture.AddInterface(interfaceName ?? inner.Info.Name);
         }
+        // Rules count and match wire segments (nth, seq, len), and a capture shows them: with either,
+        // TCP must not send TSO superframes through this stage. Without, it is transparent.
+        Info = _rules.Length > 0 || _capture is not null ? inner.Info.WithoutTcpSegmentation() : inner.Info;
         inner.Attach(this);
     }
 
-    public LinkInfo Info => _inner.Info;
+    public LinkInfo Info { get; }
 
     /// <summary>What happened to frames, by action.</summary>
     public FaultStageCounters Counters { get; } = new();
