@@ -214,24 +214,11 @@ public class WindowTests
     [Fact]
     public void A_steady_bulk_transfer_allocates_nothing_per_segment()
     {
-        var net = new TwoHosts(wire: WireOptions.Default with { Delay = TimeSpan.FromMicroseconds(50), RateBitsPerSecond = 1_000_000_000 },
-                               capture: false);
-        var (client, server) = Connected.Open(net);
-        var sink = new BulkSink(server);
-        new BulkSource(client, new byte[1 << 20], long.MaxValue);
-        net.Run(TimeSpan.FromMilliseconds(300));   // slow start, buffer growth, pools filled
-        // CUBIC leaves slow start early (HyStart) and grows cwnd on: warm up until cwnd exceeds what
-        // the send buffer can keep in flight, so the rings sized by the flight have stopped growing.
-        for (int i = 0; i < 30 && (long)client.CongestionWindow * client.SendMss <= client.SendBufferSize; i++)
-            net.Run(TimeSpan.FromMilliseconds(100));
+        SteadyBulkTransfer steady = SteadyBulkTransfer.Measure(new TwoHosts(
+            wire: WireOptions.Default with { Delay = TimeSpan.FromMicroseconds(50), RateBitsPerSecond = 1_000_000_000 }, capture: false));
 
-        long segmentsBefore = client.SegmentsOut;
-        long before = GC.GetAllocatedBytesForCurrentThread();
-        net.Run(TimeSpan.FromMilliseconds(100));
-        long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
-
-        Assert.True(client.SegmentsOut - segmentsBefore > 5_000, $"{client.SegmentsOut - segmentsBefore} segments");
-        Assert.Equal(0, allocated);
-        Assert.True(sink.BytesRead > 0);
+        Assert.True(steady.Segments > 5_000, $"{steady.Segments} segments");
+        Assert.Equal(0, steady.Allocated);
+        Assert.True(steady.BytesRead > 0);
     }
 }
