@@ -341,14 +341,8 @@ public sealed class TcpLayer : IIpProtocolHandler
     /// <summary>The TSval clock at <paramref name="t"/> (tcp_skb_timestamp_ts: a segment's TSval comes from its send time).</summary>
     internal static uint TimestampAt(Instant t) => (uint)t.Milliseconds;
 
-    /// <summary>
-    /// A timer deadline as this host's kernel would set it (see <see cref="TimerModel"/>). A timer
-    /// armed from a timer's callback counts from the instant that timer was due: jiffies do not
-    /// move while the kernel's timer softirq runs, so a retransmission timer re-armed for 1 s fires
-    /// 1 s of ticks after the last. (A real-time loop runs callbacks a little after their
-    /// deadline; counting from Now would add a tick to every such interval.)
-    /// </summary>
-    internal Instant Deadline(TimeSpan delay) => TimerModel.Deadline(Stack.Loop.Timers.FiringDeadline ?? Now, delay);
+    /// <summary>A timer deadline as this host's kernel would set it (see <see cref="TimerModel"/>).</summary>
+    internal Instant Deadline(TimeSpan delay) => TimerModel.Deadline(Now, delay);
 
     /// <summary>tcp_challenge_ack_allowed: the per-second RFC 5961 quota, randomised as in Linux.</summary>
     internal bool ChallengeAckAllowed()

@@ -45,9 +45,6 @@ public sealed class TimerWheel
     /// <summary>The instant of the last tick processed by <see cref="Advance"/>.</summary>
     public Instant Elapsed => new(_elapsedTicks);
 
-    /// <summary>While a timer's callback runs, the instant that timer was due; otherwise null.</summary>
-    public Instant? FiringDeadline { get; private set; }
-
     internal void Arm(Timer timer, Instant deadline)
     {
         if (timer.IsArmed) Unlink(timer);
@@ -91,15 +88,7 @@ public sealed class TimerWheel
                 Unlink(due);
                 due.Level = Timer.NotArmed;
                 fired++;
-                FiringDeadline = due.Deadline;
-                try
-                {
-                    due.Fire();
-                }
-                finally
-                {
-                    FiringDeadline = null;
-                }
+                due.Fire();
                 continue;
             }
             if (!FindNextSlot(out int level, out int slot, out long slotTick) || slotTick > nowTick) break;
