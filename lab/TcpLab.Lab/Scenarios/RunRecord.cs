@@ -138,9 +138,19 @@ public sealed class RunRecord
         if (pattern.Length is { } length && (!frame.IsTcp || !length.Contains((uint)frame.PayloadLength))) return false;
         if (pattern.Mss is { } mss && (frame.Mss is not { } option || !mss.Contains(option))) return false;
         if (pattern.Cause is { } cause && (frame.Comment is null || !frame.Comment.Contains(cause, StringComparison.OrdinalIgnoreCase))) return false;
-        if (pattern.Label != TcpAnalysisFlags.None && (AnalysisOf(frame) & pattern.Label) == 0) return false;
+        if (pattern.Label != TcpAnalysisFlags.None && (AnalysisOf(frame) & Filter(pattern.Label)) == 0) return false;
         return true;
     }
+
+    /// <summary>
+    /// What a label matches, as Wireshark's display filter of that name does: tcp.analysis.retransmission
+    /// is set on fast and spurious retransmissions too (tcp_sequence_number_analysis_print_retransmission),
+    /// though the Info column names only the more specific label.
+    /// </summary>
+    private static TcpAnalysisFlags Filter(TcpAnalysisFlags label) =>
+        label == TcpAnalysisFlags.Retransmission
+            ? label | TcpAnalysisFlags.FastRetransmission | TcpAnalysisFlags.SpuriousRetransmission
+            : label;
 
     private Dictionary<RecordedFrame, TcpAnalysisFlags>? _analysis;
 

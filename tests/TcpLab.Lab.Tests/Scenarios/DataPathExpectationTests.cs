@@ -40,6 +40,9 @@ public sealed class DataPathExpectationTests : IDisposable
             count: COUNT
           - packets: { from: client, label: "fast retransmission", after: 1.01s, until: 1.06s }
             at: [1.05]
+          # As the display filter tcp.analysis.retransmission: fast ones are retransmissions too.
+          - packets: { from: client, label: "Retransmission" }
+            count: 1
           - packets: { from: client, len: 1448, until: 1.01s }
             count: 9..10
         """;
