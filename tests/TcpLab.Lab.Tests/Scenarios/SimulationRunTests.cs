@@ -63,6 +63,22 @@ public sealed class SimulationRunTests : IDisposable
     }
 
     [Fact]
+    public void In_simulation_CUBIC_leaves_slow_start_by_HyStarts_ACK_train_exactly_once()
+    {
+        // The catalogue lets a kernel sender miss the train (at-most: 1); the lab's own CUBIC may not.
+        const string Lenient = "name: TcpExtTCPHystartTrainDetect, at-most: 1";
+        string yaml = File.ReadAllText(Catalogue.Find("slow-start").FilePath);
+        Assert.Contains(Lenient, yaml);
+        Scenario scenario = ScenarioReader.Read(yaml.Replace(Lenient, "name: TcpExtTCPHystartTrainDetect, equals: 1"), "slow-start.yaml");
+
+        ScenarioResult result = SimulationRun.Run(scenario, scenario.CurrentKernel!, Options());
+
+        ExpectationResult train = Assert.Single(result.Expectations, e => e.Description.Contains("TcpExtTCPHystartTrainDetect"));
+        Assert.True(train.Passed, $"expected {train.Expected}, measured {train.Measured}");
+        Assert.True(result.Passed);
+    }
+
+    [Fact]
     public void A_wrong_expectation_fails_the_run_and_says_what_was_measured()
     {
         string yaml = File.ReadAllText(Catalogue.Find("refused").FilePath).Replace("errno: ECONNREFUSED", "errno: ETIMEDOUT");
