@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using TcpLab.Lab.Scenarios;
-using TcpLab.Lab.Simulation;
 using TcpLab.Stack;
 using TcpLab.Stack.Link;
 using TcpLab.Stack.Link.Capture;

@@ -18,6 +18,11 @@ public sealed class TwoHosts
 {
     public static readonly Ipv4Address ClientIp = Ipv4Address.Parse("10.0.0.1");
     public static readonly Ipv4Address ServerIp = Ipv4Address.Parse("10.0.0.2");
+    public static readonly MacAddress ClientMac = MacAddress.Parse("02:00:00:00:00:01");
+    public static readonly MacAddress ServerMac = MacAddress.Parse("02:00:00:00:00:02");
+
+    /// <summary>The MAC of the host with <paramref name="address"/>, the client's or the server's.</summary>
+    public static MacAddress MacOf(Ipv4Address address) => address == ClientIp ? ClientMac : ServerMac;
 
     /// <param name="faults">Fault rules (drop, delay, duplicate, reorder ...) on the client's link, both directions, drawing from the seed.</param>
     public TwoHosts(ulong seed = 1, Action<Sysctls>? client = null, Action<Sysctls>? server = null, WireOptions? wire = null,
@@ -36,8 +41,8 @@ public sealed class TwoHosts
         ILink clientSide = capture ? new CaptureStage(Loop, Wire.CreatePort("client"), Log, "client") : Wire.CreatePort("client");
         if (faults is not null) clientSide = Faults = new FaultStage(Loop, clientSide, faults, random.Derive("faults"));
         ILink serverSide = capture ? new CaptureStage(Loop, Wire.CreatePort("server"), Log, "server") : Wire.CreatePort("server");
-        Client.AddInterface(clientLink?.Invoke(clientSide) ?? clientSide, MacAddress.Parse("02:00:00:00:00:01"), new Ipv4Cidr(ClientIp, 24));
-        Server.AddInterface(serverLink?.Invoke(serverSide) ?? serverSide, MacAddress.Parse("02:00:00:00:00:02"), new Ipv4Cidr(ServerIp, 24));
+        Client.AddInterface(clientLink?.Invoke(clientSide) ?? clientSide, ClientMac, new Ipv4Cidr(ClientIp, 24));
+        Server.AddInterface(serverLink?.Invoke(serverSide) ?? serverSide, ServerMac, new Ipv4Cidr(ServerIp, 24));
     }
 
     public SimulatedEventLoop Loop { get; } = new();

@@ -203,7 +203,8 @@ public class ListenQueueTests
 
     private static void SendSyns(TwoHosts net, int count, ushort firstPort = 20000)
     {
-        var injector = new Injector(net) { ClaimsAddress = a => a == Spoofed };
+        var injector = new Injector(net);
+        injector.StandInFor(a => a == Spoofed);
         for (int i = 0; i < count; i++)
             injector.Send(Spoofed, TwoHosts.ServerIp, new TcpHeader
             {

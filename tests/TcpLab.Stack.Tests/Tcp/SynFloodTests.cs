@@ -21,7 +21,8 @@ public class SynFloodTests
     private static FloodResult Flood(int syncookies)
     {
         var net = new TwoHosts(client: s => s.TcpSynRetries = 2, server: s => s.TcpSyncookies = syncookies);
-        var injector = new Injector(net) { ClaimsAddress = a => (a.Value & 0xFF) is >= 10 and < 250 };
+        var injector = new Injector(net);
+        injector.StandInFor(a => (a.Value & 0xFF) is >= 10 and < 250);
         ListenSocket listener = net.Server.Tcp.Listen(Ipv4Address.Any, 80, Backlog);
         TcpConnection? legitimate = null;
         int mostFlows = 0, mostTimers = 0;
