@@ -17,7 +17,7 @@ cleanup() {
   rm -rf "$OUT"
 }
 trap cleanup EXIT
-trap 'exit 1' INT TERM
+trap 'exit 1' INT TERM HUP PIPE
 ip netns add "$NS"
 ip -n "$NS" link set lo up
 configure() {   # waits for the device the TAP program creates, then addresses it

@@ -79,6 +79,7 @@ public static class KernelRun
                                      CancellationToken stop = default)
     {
         if (Unavailable() is { } why) throw new InvalidOperationException($"cannot run against the Linux kernel: {why}");
+        EnsureThreadPoolHeadroom();
         WarmUp(options);
         using KernelRunLock runLock = KernelRunLock.Acquire(scenario.Hosts.Select(h => h.Address.Address),
             () => Console.Error.WriteLine("tcplab: waiting for another run against the kernel on the same addresses to finish"));
@@ -219,6 +220,21 @@ public static class KernelRun
           - { at: 0.3s, host: client, connect: "server:9", as: r }
         duration: 0.4s
         """;
+
+    /// <summary>
+    /// The kernel applications' sends are .NET's asynchronous socket sends, whose progress after
+    /// the kernel's send buffer fills (EAGAIN, then EPOLLOUT) runs as thread-pool work. A caller
+    /// that blocks pool threads (a test runner on a 2-core machine blocks both of the pool's
+    /// initial threads) starves it: the pool adds threads only every half second or so, and a
+    /// Linux sender then waits for its application, which looked like CUBIC leaving slow start
+    /// a round early in slow-start. Keep a few threads ready.
+    /// </summary>
+    private static void EnsureThreadPoolHeadroom()
+    {
+        ThreadPool.GetMinThreads(out int workers, out int completionPorts);
+        int wanted = Environment.ProcessorCount + 4;
+        if (workers < wanted) ThreadPool.SetMinThreads(wanted, completionPorts);
+    }
 
     /// <summary>Sleeps until the experiment's end, reporting progress; a step that failed on the loop ends the run early.</summary>
     private static string? WaitForEnd(RealTimeEventLoop loop, Instant origin, TimeSpan duration, Action<double>? progress, CancellationToken stop)

@@ -19,8 +19,9 @@ namespace TcpLab.Stack.Link;
 public abstract unsafe class FileDescriptorLink : ILink, IDisposable
 {
     /// <summary>
-    /// Frames read per readiness callback. Then the loop gets to run timers and posted work
-    /// before reading on (epoll is level-triggered, so the rest is reported again at once).
+    /// Frames read per turn of the loop (NAPI's budget). Then the loop gets to run timers and
+    /// posted work before reading on; a descriptor left with frames queued is polled rather than
+    /// watched through epoll until it reads empty (<see cref="RealTimeEventLoop.RegisterDrainable"/>).
     /// </summary>
     public const int MaxFramesPerWakeup = 64;
 
@@ -30,7 +31,7 @@ public abstract unsafe class FileDescriptorLink : ILink, IDisposable
     private readonly RealTimeEventLoop _loop;
     private readonly PacketBufferPool _pool;
     private readonly FileDescriptor _fd;
-    private readonly Action _onReadable;
+    private readonly Func<bool> _onReadable;
     private IFrameHandler? _handler;
     private bool _receiving;
     private int _disposed;
@@ -80,7 +81,7 @@ public abstract unsafe class FileDescriptorLink : ILink, IDisposable
             if (first)
             {
                 _receiving = true;
-                _loop.RegisterReadable(_fd, _onReadable);
+                _loop.RegisterDrainable(_fd, _onReadable);
             }
         });
     }
@@ -156,7 +157,8 @@ public abstract unsafe class FileDescriptorLink : ILink, IDisposable
                 $"(new PacketBufferPool({requiredBufferSize}))", nameof(pool));
     }
 
-    private void OnReadable()
+    /// <summary>Reads up to a batch of frames; true when the descriptor read empty (or reading stopped).</summary>
+    private bool OnReadable()
     {
         for (int i = 0; i < MaxFramesPerWakeup && _receiving; i++)
         {
@@ -172,7 +174,7 @@ public abstract unsafe class FileDescriptorLink : ILink, IDisposable
                 frame.Release();
                 if (errno == Errno.EINTR) continue;
                 if (errno != Errno.EAGAIN) CountReceiveError(errno);
-                return; // queue empty, or an error that a later wake-up may not repeat
+                return true; // queue empty, or an error that a later wake-up may not repeat
             }
             if (length > capacity)
             {
@@ -188,11 +190,12 @@ public abstract unsafe class FileDescriptorLink : ILink, IDisposable
                 frame.Release();
                 continue;
             }
-            frame.Timestamp = _loop.Now;
+            frame.Timestamp = _loop.RefreshNow();   // the time of everything this frame causes
             FramesIn++;
             BytesIn += frame.Length;
             _handler!.OnFrame(frame); // ownership moves to the handler
         }
+        return !_receiving; // budget spent: frames may be waiting
     }
 
     private void CountReceiveError(Errno errno)

@@ -11,7 +11,21 @@ namespace TcpLab.Stack.Time;
 /// or until a registered descriptor (a TAP, a packet socket) becomes readable.
 /// <para>
 /// <see cref="Now"/> follows CLOCK_MONOTONIC (Stopwatch) from the moment the loop was created;
-/// <see cref="EventLoop.Epoch"/> is the wall clock at that moment.
+/// <see cref="EventLoop.Epoch"/> is the wall clock at that moment. While a frame link's handler
+/// runs (<see cref="RegisterDrainable"/>), it stands still at the time the frame being handled
+/// was read (<see cref="RefreshNow"/>), so everything a frame causes happens at one instant, as
+/// Linux reads tcp_mstamp once per packet (tcp_mstamp_refresh) and as simulated time stands
+/// still during a callback; a full-sized frame used to cost about ten clock reads. Elsewhere
+/// (posted work, timers, other descriptors, other threads) it is the clock, so code that makes
+/// a system call and then asks the time gets a time after the call.
+/// </para>
+/// <para>
+/// Descriptors: a readable descriptor is watched through epoll. One registered with
+/// <see cref="RegisterDrainable"/> whose handler stops with frames still queued is taken out of
+/// epoll and polled every turn until it reads empty, as NAPI keeps a device's interrupt off
+/// while it polls (napi_complete_done re-enables it): while it is out, the kernel queuing a
+/// frame for us no longer runs our epoll callback under a spinlock with interrupts off
+/// (sock_def_readable, ep_poll_callback), which cost more per frame than the read itself.
 /// </para>
 /// <para>
 /// Threading: <see cref="Post"/>, <see cref="Invoke"/>, <see cref="RegisterReadable"/>,
@@ -41,7 +55,8 @@ public sealed unsafe class RealTimeEventLoop : EventLoop, IDisposable
     private readonly FileDescriptor _epoll;
     private readonly FileDescriptor _wakeEvent;
     private readonly ConcurrentQueue<(SendOrPostCallback Callback, object? State)> _posted = new();
-    private readonly ConcurrentDictionary<int, Action> _readable = new();
+    private readonly ConcurrentDictionary<int, Watch> _readable = new();
+    private readonly List<Watch> _polled = new();   // drainable descriptors out of epoll, loop thread only
     private readonly EpollEvent[] _events = GC.AllocateArray<EpollEvent>(MaxEventsPerWait, pinned: true);
     private readonly Thread _thread;
     private readonly TaskCompletionSource _completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -51,6 +66,8 @@ public sealed unsafe class RealTimeEventLoop : EventLoop, IDisposable
     private int _disposed;
     private volatile bool _stopRequested;
     private volatile bool _running;
+    private Instant _frameTime;   // see Now
+    private bool _inFrameHandler;
 
     // 1 while the loop may be asleep in epoll. A poster that swaps it to 0 owns the wake-up,
     // so a burst of posts writes the eventfd once, and posts to a busy loop never do.
@@ -81,8 +98,24 @@ public sealed unsafe class RealTimeEventLoop : EventLoop, IDisposable
         _thread = new Thread(Run) { Name = "tcplab-loop", IsBackground = true };
     }
 
-    /// <summary>Monotonic time since the loop was created.</summary>
-    public override Instant Now => new(ToNanoseconds(Stopwatch.GetTimestamp() - _startTimestamp));
+    /// <summary>
+    /// Monotonic time since the loop was created: in a frame link's handler, when the frame being
+    /// handled was read; elsewhere, the clock now (see the class summary).
+    /// </summary>
+    public override Instant Now => _inFrameHandler && IsOnLoop ? _frameTime : ReadClock();
+
+    /// <summary>
+    /// Reads the clock and makes it <see cref="Now"/> until the next call or the handler's end. A
+    /// <see cref="RegisterDrainable"/> handler calls it for each frame it reads (the loop calls it
+    /// as the handler starts). Loop thread only.
+    /// </summary>
+    public Instant RefreshNow()
+    {
+        Debug.Assert(IsOnLoop);
+        return _frameTime = ReadClock();
+    }
+
+    private Instant ReadClock() => new(ToNanoseconds(Stopwatch.GetTimestamp() - _startTimestamp));
 
     /// <summary>The instant of a CLOCK_MONOTONIC reading (in ns), such as a kernel trace event's "mono" timestamp.</summary>
     public Instant FromMonotonic(long monotonicNanoseconds) => new(monotonicNanoseconds - ToNanoseconds(_startTimestamp));
@@ -159,28 +192,56 @@ public sealed unsafe class RealTimeEventLoop : EventLoop, IDisposable
     /// </summary>
     public void RegisterReadable(FileDescriptor fd, Action onReadable)
     {
-        ArgumentNullException.ThrowIfNull(fd);
         ArgumentNullException.ThrowIfNull(onReadable);
+        Register(fd, () =>
+        {
+            onReadable();
+            return true;
+        }, frames: false);
+    }
+
+    /// <summary>
+    /// Like <see cref="RegisterReadable"/>, for a frame link's handler, which reads a bounded
+    /// batch of frames and says whether it read the descriptor empty (EAGAIN: true) or stopped
+    /// with more queued (false). After false, the loop stops watching the descriptor through
+    /// epoll and calls <paramref name="drain"/> once every turn, before it looks at other
+    /// descriptors, until it returns true; then epoll watches it again. While the handler runs,
+    /// <see cref="Now"/> is frame time (see the class summary).
+    /// </summary>
+    public void RegisterDrainable(FileDescriptor fd, Func<bool> drain) => Register(fd, drain, frames: true);
+
+    private void Register(FileDescriptor fd, Func<bool> drain, bool frames)
+    {
+        ArgumentNullException.ThrowIfNull(fd);
+        ArgumentNullException.ThrowIfNull(drain);
         int number = fd.Number;
         // Into the table first: the loop may see the descriptor ready as soon as epoll_ctl returns.
-        if (!_readable.TryAdd(number, onReadable)) throw new InvalidOperationException($"{fd} is already registered");
-        var interest = new EpollEvent { Events = LibC.EPOLLIN, Data = (ulong)number };
-        if (LibC.EpollCtl(_epoll, LibC.EPOLL_CTL_ADD, fd, &interest) < 0)
+        if (!_readable.TryAdd(number, new Watch(fd, drain, frames))) throw new InvalidOperationException($"{fd} is already registered");
+        if (!TryWatch(fd, out Errno errno))
         {
-            ErrnoException error = SystemError.LastAsException($"epoll_ctl ADD {fd}");
             _readable.TryRemove(number, out _);
-            throw error;
+            throw new ErrnoException($"epoll_ctl ADD {fd}", errno);
         }
+    }
+
+    private bool TryWatch(FileDescriptor fd, out Errno errno)
+    {
+        var interest = new EpollEvent { Events = LibC.EPOLLIN, Data = (ulong)fd.Number };
+        errno = LibC.EpollCtl(_epoll, LibC.EPOLL_CTL_ADD, fd, &interest) < 0 ? SystemError.Last : default;
+        return errno == default;
     }
 
     /// <summary>
     /// Stops watching <paramref name="fd"/>. Called on the loop thread, the callback is not
     /// called again once this returns; from another thread, a call already under way may finish.
+    /// A descriptor registered with <see cref="RegisterDrainable"/> is unregistered on the loop thread.
     /// </summary>
     public void UnregisterReadable(FileDescriptor fd)
     {
         ArgumentNullException.ThrowIfNull(fd);
-        if (!_readable.TryRemove(fd.Number, out _)) return;
+        if (!_readable.TryRemove(fd.Number, out Watch? watch)) return;
+        // A polled descriptor is out of epoll already; the loop drops it from its list.
+        if (watch.Polled) return;
         if (_epoll.IsClosed) return; // a disposed loop's interest list went with its epoll fd
         if (LibC.EpollCtl(_epoll, LibC.EPOLL_CTL_DEL, fd, null) < 0) throw SystemError.LastAsException($"epoll_ctl DEL {fd}");
     }
@@ -230,6 +291,7 @@ public sealed unsafe class RealTimeEventLoop : EventLoop, IDisposable
             {
                 RunPosted();
                 Timers.Advance(Now);
+                DrainPolled();
                 WaitAndDispatch();
             }
         }
@@ -248,6 +310,52 @@ public sealed unsafe class RealTimeEventLoop : EventLoop, IDisposable
     {
         for (int i = 0; i < MaxPostedPerTurn && _posted.TryDequeue(out var item); i++)
             item.Callback(item.State);
+    }
+
+    /// <summary>Calls each polled descriptor's handler once; one that read empty goes back to epoll.</summary>
+    private void DrainPolled()
+    {
+        for (int i = 0; i < _polled.Count;)
+        {
+            Watch watch = _polled[i];
+            if (IsRegistered(watch) && !RunHandler(watch))
+            {
+                i++;
+                continue;
+            }
+            _polled.RemoveAt(i);
+            watch.Polled = false;
+            // Unless it was unregistered meanwhile (by its own handler, say), back to epoll, which
+            // reports it at once if something arrived since the handler's last read.
+            if (IsRegistered(watch) && !TryWatch(watch.Fd, out Errno errno)) throw new ErrnoException($"epoll_ctl ADD {watch.Fd}", errno);
+        }
+    }
+
+    /// <summary>Calls a ready descriptor's handler; if it stopped with more queued, takes it out of epoll and polls it.</summary>
+    private void Dispatch(Watch watch)
+    {
+        if (RunHandler(watch) || !IsRegistered(watch)) return;
+        // EPOLL_CTL_DEL removes our entry from the descriptor's wait queue, so the producer stops
+        // calling into epoll for each frame it queues.
+        if (LibC.EpollCtl(_epoll, LibC.EPOLL_CTL_DEL, watch.Fd, null) < 0) throw SystemError.LastAsException($"epoll_ctl DEL {watch.Fd}");
+        watch.Polled = true;
+        _polled.Add(watch);
+    }
+
+    /// <summary>Calls a descriptor's handler; a frame link's in frame time.</summary>
+    private bool RunHandler(Watch watch)
+    {
+        if (!watch.Frames) return watch.Drain();
+        RefreshNow();
+        _inFrameHandler = true;
+        try
+        {
+            return watch.Drain();
+        }
+        finally
+        {
+            _inFrameHandler = false;
+        }
     }
 
     private void WaitAndDispatch()
@@ -274,14 +382,14 @@ public sealed unsafe class RealTimeEventLoop : EventLoop, IDisposable
             ulong token = _events[i].Data;
             if (token == WakeToken) DrainWakeEvent();
             // A callback earlier in this batch may have unregistered this descriptor.
-            else if (_readable.TryGetValue((int)token, out Action? onReadable)) onReadable();
+            else if (_readable.TryGetValue((int)token, out Watch? watch) && !watch.Polled) Dispatch(watch);
         }
     }
 
     /// <summary>0 to poll, -1 to sleep until a descriptor is ready, else the time to the next timer.</summary>
     private long NanosecondsUntilNextEvent()
     {
-        if (!_posted.IsEmpty) return 0;
+        if (!_posted.IsEmpty || _polled.Count > 0) return 0;
         if (Timers.NextDeadline() is not { } deadline) return -1;
         return Math.Max(0, deadline.Nanoseconds - Now.Nanoseconds);
     }
@@ -316,6 +424,19 @@ public sealed unsafe class RealTimeEventLoop : EventLoop, IDisposable
         Stopwatch.Frequency == 1_000_000_000
             ? stopwatchTicks // Linux: Stopwatch reads CLOCK_MONOTONIC in nanoseconds
             : (long)((Int128)stopwatchTicks * 1_000_000_000 / Stopwatch.Frequency);
+
+    private bool IsRegistered(Watch watch) => _readable.TryGetValue(watch.Fd.Number, out Watch? current) && current == watch;
+
+    /// <summary>A registered descriptor and its handler (true: read empty).</summary>
+    private sealed class Watch(FileDescriptor fd, Func<bool> drain, bool frames)
+    {
+        public FileDescriptor Fd { get; } = fd;
+        public Func<bool> Drain { get; } = drain;
+        /// <summary>A frame link's (<see cref="RegisterDrainable"/>): polled when busy, run in frame time.</summary>
+        public bool Frames { get; } = frames;
+        /// <summary>Out of epoll, in the loop's polled list.</summary>
+        public bool Polled { get; set; }
+    }
 
     /// <summary>One <see cref="Invoke"/> call, run exactly once by whichever thread claims it.</summary>
     private sealed class PendingInvoke(Action action)

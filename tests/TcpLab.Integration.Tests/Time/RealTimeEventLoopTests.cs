@@ -89,8 +89,7 @@ public class RealTimeEventLoopTests
     {
         using var loop = new RealTimeEventLoop();
         loop.Start();
-        using FileDescriptor eventFd = LibC.EventFd(0, LibC.EFD_NONBLOCK | LibC.EFD_CLOEXEC);
-        Assert.False(eventFd.IsInvalid);
+        using FileDescriptor eventFd = NewEventFd();
         var read = new TaskCompletionSource<(ulong Value, bool OnLoop)>();
         loop.RegisterReadable(eventFd, () => read.TrySetResult((ReadCounter(eventFd), loop.IsOnLoop)));
 
@@ -178,6 +177,102 @@ public class RealTimeEventLoopTests
         Instant second = loop.Now;
         Assert.True(first >= Instant.Zero && second >= first);
     }
+
+    [Fact]
+    public async Task In_a_frame_handler_Now_stands_still_until_refreshed_and_elsewhere_it_is_the_clock()
+    {
+        using var loop = new RealTimeEventLoop();
+        loop.Start();
+        using FileDescriptor queue = NewEventFd();
+        var seen = new TaskCompletionSource<(Instant Start, Instant AfterWork, Instant Refreshed, Instant AfterRefresh)>();
+        loop.RegisterDrainable(queue, () =>
+        {
+            ReadCounter(queue);
+            Instant start = loop.Now;
+            Thread.Sleep(2);   // work on a frame does not move the frame's time
+            Instant afterWork = loop.Now;
+            Instant refreshed = loop.RefreshNow();   // the next frame's
+            seen.TrySetResult((start, afterWork, refreshed, loop.Now));
+            return true;
+        });
+        var (postedStart, postedAfterWork) = loop.Invoke(() =>
+        {
+            Instant before = loop.Now;
+            Thread.Sleep(2);
+            return (before, loop.Now);
+        });
+        Assert.Equal(sizeof(ulong), WriteCounter(queue, 1));
+        var frame = await seen.Task.WaitAsync(HangGuard);
+        loop.Invoke(() => loop.UnregisterReadable(queue));
+
+        Assert.Equal(frame.Start, frame.AfterWork);
+        Assert.True(frame.Refreshed >= frame.Start + TimeSpan.FromMilliseconds(2), $"refreshed to {frame.Refreshed}, began at {frame.Start}");
+        Assert.Equal(frame.Refreshed, frame.AfterRefresh);
+        Assert.True(postedAfterWork >= postedStart + TimeSpan.FromMilliseconds(2), "posted work reads the clock");
+    }
+
+    [Fact]
+    public async Task A_drainable_descriptor_left_with_data_is_polled_outside_epoll_until_it_reads_empty()
+    {
+        using var loop = new RealTimeEventLoop();
+        loop.Start();
+        // A semaphore eventfd: each read takes 1 from the counter, so it reads like a queue of frames.
+        using FileDescriptor queue = NewEventFd(EfdSemaphore);
+        var calls = new List<(int Read, bool Empty, bool WatchedByEpoll)>();
+        var drained = new TaskCompletionSource();
+        loop.RegisterDrainable(queue, () =>
+        {
+            // Budget of one "frame" per call, like FileDescriptorLink's 64.
+            bool empty = ReadCounter(queue) == 0;
+            calls.Add((calls.Count, empty, WatchedByAnEpoll(queue.Number)));
+            if (empty && calls.Count > 1) drained.TrySetResult();
+            return empty;
+        });
+
+        Assert.Equal(sizeof(ulong), WriteCounter(queue, 4));
+        await drained.Task.WaitAsync(HangGuard);
+        bool watchedAgain = loop.Invoke(() => WatchedByAnEpoll(queue.Number));
+
+        // Four reads that found data, then the empty one; the first came through epoll, the
+        // others from the loop's polling with the descriptor out of epoll.
+        Assert.Equal([false, false, false, false, true], calls.Select(c => c.Empty));
+        Assert.True(calls[0].WatchedByEpoll);
+        Assert.All(calls.Skip(1), c => Assert.False(c.WatchedByEpoll, $"call {c.Read} found the descriptor still in epoll"));
+        Assert.True(watchedAgain, "after it read empty, epoll watches it again");
+
+        // Back in epoll, new data wakes it.
+        var woken = new TaskCompletionSource();
+        loop.Invoke(() => calls.Clear());
+        drained = woken;
+        Assert.Equal(sizeof(ulong), WriteCounter(queue, 1));
+        await woken.Task.WaitAsync(HangGuard);
+        loop.Invoke(() => loop.UnregisterReadable(queue));
+        Assert.Equal([false, true], calls.Select(c => c.Empty));
+    }
+
+    private const int EfdSemaphore = 1;   // linux/eventfd.h
+
+    private static FileDescriptor NewEventFd(int flags = 0)
+    {
+        FileDescriptor fd = LibC.EventFd(0, flags | LibC.EFD_NONBLOCK | LibC.EFD_CLOEXEC);
+        Assert.False(fd.IsInvalid);
+        return fd;
+    }
+
+    /// <summary>Whether any epoll instance of this process has <paramref name="fd"/> in its interest list (/proc fdinfo "tfd:" lines).</summary>
+    private static bool WatchedByAnEpoll(int fd) =>
+        Directory.EnumerateFiles("/proc/self/fdinfo").Any(info =>
+        {
+            try
+            {
+                return File.ReadLines(info).Any(line => line.StartsWith("tfd:", StringComparison.Ordinal)
+                                                        && line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1] == fd.ToString());
+            }
+            catch (IOException)
+            {
+                return false;   // a descriptor closed while we looked
+            }
+        });
 
     private static unsafe int WriteCounter(FileDescriptor eventFd, ulong value) =>
         (int)LibC.Write(eventFd, (byte*)&value, sizeof(ulong));
