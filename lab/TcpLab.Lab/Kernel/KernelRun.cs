@@ -224,10 +224,11 @@ public static class KernelRun
     /// <summary>
     /// The kernel applications' sends are .NET's asynchronous socket sends, whose progress after
     /// the kernel's send buffer fills (EAGAIN, then EPOLLOUT) runs as thread-pool work. A caller
-    /// that blocks pool threads (a test runner on a 2-core machine blocks both of the pool's
-    /// initial threads) starves it: the pool adds threads only every half second or so, and a
-    /// Linux sender then waits for its application, which looked like CUBIC leaving slow start
-    /// a round early in slow-start. Keep a few threads ready.
+    /// that blocks pool threads (the test runner does; a 2-core machine starts with two) can
+    /// starve it, as the pool adds threads slowly; a Linux sender then waits for its
+    /// application. Under the test runner that made slow-start's Linux sender send 155 segments
+    /// instead of 320 in a round, every time; with this headroom it sends 320. Keep a few
+    /// threads ready.
     /// </summary>
     private static void EnsureThreadPoolHeadroom()
     {

@@ -25,7 +25,7 @@ public class OffloadTransferTests
         using var peer = new LinuxPeer(140, offload: true);
         var block = new byte[1 << 20];
         new DeterministicRandom(140).NextBytes(block);
-        byte[] expected = SHA256.HashData(Enumerable.Repeat(block, Size / block.Length).SelectMany(b => b).ToArray());
+        byte[] expected = RepeatedHash(block, Size);
 
         // Linux -> managed: the managed server hashes what it reads.
         var done = new TaskCompletionSource<BulkSink>(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -53,23 +53,9 @@ public class OffloadTransferTests
         Assert.Contains(peer.Frames.TcpSegments(), s => s.Source == peer.KernelAddress && s.Length > 1460);
 
         // managed -> Linux: the kernel checks (and here finishes) every checksum the stack left partial.
-        using Socket listenerSocket = peer.LinuxSocket();
-        listenerSocket.Bind(new IPEndPoint(IPAddress.Parse(peer.Network.KernelAddress), 5141));
-        listenerSocket.Listen(4);
-        Task<Socket> accepted = listenerSocket.AcceptAsync();
-        peer.OnLoop(() => new BulkSource(peer.Stack.Tcp.Connect(peer.KernelAddress, 5141), block, Size));
-        using Socket server = await accepted.WaitAsync(Guard);
-        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        var buffer = new byte[1 << 16];
-        long received = 0;
-        int n;
-        while ((n = await server.ReceiveAsync(buffer.AsMemory()).AsTask().WaitAsync(Guard)) > 0)
-        {
-            hash.AppendData(buffer, 0, n);
-            received += n;
-        }
+        var (received, sha256, _) = await SendToLinux(peer, 5141, block, Size);
         Assert.Equal(Size, received);
-        Assert.Equal(expected, hash.GetCurrentHash());
+        Assert.Equal(expected, sha256);
     }
 
     /// <summary>
@@ -83,14 +69,30 @@ public class OffloadTransferTests
         using var peer = new LinuxPeer(141, offload: true, record: false);
         var block = new byte[1 << 20];
         new DeterministicRandom(141).NextBytes(block);
-        using var expectedHash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        for (int i = 0; i < size / block.Length; i++) expectedHash.AppendData(block);
 
+        var (received, sha256, source) = await SendToLinux(peer, 5142, block, size);
+        Assert.Equal(size, received);
+        Assert.Equal(RepeatedHash(block, size), sha256);
+
+        var (segments, superframes) = peer.OnLoop(() => (source.Connection.SegmentsOut, source.Connection.SuperframesOut));
+        var (framesOut, txErrors) = peer.OnLoop(() => (peer.Lab.Device.FramesOut, peer.Lab.Device.TxErrors));
+        Assert.Equal(0, txErrors);   // the kernel took every superframe (tun_get_user would say EINVAL)
+        Assert.True(superframes > 100, $"{superframes} superframes of {segments} segments");
+        // Most segments left inside superframes: far fewer frames than segments went through the TAP.
+        Assert.True(framesOut < segments / 3, $"{framesOut} frames written for {segments} segments ({superframes} superframes)");
+    }
+    /// <summary>
+    /// A managed client sends <paramref name="size"/> bytes (<paramref name="block"/> over and
+    /// over) to a Linux server socket, which reads until EOF: what it read, its SHA-256, and the
+    /// sender for its counters.
+    /// </summary>
+    private static async Task<(long Received, byte[] Sha256, BulkSource Source)> SendToLinux(LinuxPeer peer, ushort port, byte[] block, long size)
+    {
         using Socket listenerSocket = peer.LinuxSocket();
-        listenerSocket.Bind(new IPEndPoint(IPAddress.Parse(peer.Network.KernelAddress), 5142));
+        listenerSocket.Bind(new IPEndPoint(IPAddress.Parse(peer.Network.KernelAddress), port));
         listenerSocket.Listen(4);
         Task<Socket> accepted = listenerSocket.AcceptAsync();
-        BulkSource source = peer.OnLoop(() => new BulkSource(peer.Stack.Tcp.Connect(peer.KernelAddress, 5142), block, size));
+        BulkSource source = peer.OnLoop(() => new BulkSource(peer.Stack.Tcp.Connect(peer.KernelAddress, port), block, size));
         using Socket server = await accepted.WaitAsync(Guard);
         using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         var buffer = new byte[1 << 18];
@@ -101,14 +103,14 @@ public class OffloadTransferTests
             hash.AppendData(buffer, 0, n);
             received += n;
         }
-        Assert.Equal(size, received);
-        Assert.Equal(expectedHash.GetCurrentHash(), hash.GetCurrentHash());
+        return (received, hash.GetCurrentHash(), source);
+    }
 
-        var (segments, superframes) = peer.OnLoop(() => (source.Connection.SegmentsOut, source.Connection.SuperframesOut));
-        var (framesOut, txErrors) = peer.OnLoop(() => (peer.Lab.Device.FramesOut, peer.Lab.Device.TxErrors));
-        Assert.Equal(0, txErrors);   // the kernel took every superframe (tun_get_user would say EINVAL)
-        Assert.True(superframes > 100, $"{superframes} superframes of {segments} segments");
-        // Most segments left inside superframes: far fewer frames than segments went through the TAP.
-        Assert.True(framesOut < segments / 3, $"{framesOut} frames written for {segments} segments ({superframes} superframes)");
+    /// <summary>SHA-256 of <paramref name="block"/> repeated to <paramref name="size"/> bytes.</summary>
+    private static byte[] RepeatedHash(byte[] block, long size)
+    {
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        for (long i = 0; i < size / block.Length; i++) hash.AppendData(block);
+        return hash.GetCurrentHash();
     }
 }
